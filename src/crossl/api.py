@@ -1,0 +1,212 @@
+"""The public Python API: one object that pretrains, encodes, saves and loads.
+
+>>> model = CroSSL()
+>>> model.fit({"acc": acc, "gyro": gyro})            # arrays (N, T_m, C_m), NaN = missing
+>>> z = model.encode({"acc": acc_new})              # gyro missing: still works
+>>> model.save("my_model"); CroSSL.load("my_model")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from crossl.config import ModelConfig, PretrainConfig, TrainerConfig, _build
+from crossl.data.container import WindowSet
+from crossl.data.splits import ChannelStats, fit_channel_stats, normalize
+from crossl.errors import CrosslError
+from crossl.evaluation.protocols import compute_features
+from crossl.io import write_atomic, write_json_atomic
+from crossl.models.backbone import FEATURE_SOURCES, CrossModalBackbone
+from crossl.training import PretrainModule, batch_loader, build_trainer, window_tensors
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+class CroSSL:
+    """A CroSSL model with its input normalisation.
+
+    ``fit`` fits per-channel normalisation on the data it is given, then pretrains; ``encode``
+    applies the same normalisation, so it takes raw arrays.
+    """
+
+    def __init__(self, model: ModelConfig | None = None, pretrain: PretrainConfig | None = None,
+                 trainer: TrainerConfig | None = None) -> None:
+        self.model_config = model or ModelConfig()
+        self.pretrain_config = pretrain or PretrainConfig()
+        self.trainer_config = trainer or TrainerConfig()
+        self.backbone: CrossModalBackbone | None = None
+        self.stats: ChannelStats | None = None
+
+    # ---------------------------------------------------------------- inputs
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(self.model_config.modality_channels)
+
+    def as_windows(self, data: WindowSet | Mapping[str, np.ndarray], presence: np.ndarray | None = None) -> WindowSet:
+        """A :class:`WindowSet` from a set or from ``{modality: (N, T_m, C_m)}`` arrays.
+
+        After ``fit``, modalities the model knows may be left out (treated as missing); unknown
+        names are an error.
+        """
+        if isinstance(data, WindowSet):
+            windows = data
+        else:
+            arrays = dict(data)
+            if self.backbone is not None:
+                unknown = sorted(set(arrays) - set(self.modality_names))
+                if unknown:
+                    raise CrosslError(f"unknown modality {unknown}; this model knows {list(self.modality_names)}")
+                arrays, presence = self._fill_missing(arrays, presence)
+            windows = WindowSet.from_arrays(arrays, presence=presence)
+        if self.backbone is not None:
+            self._check_compatible(windows)
+        return windows
+
+    def _fill_missing(self, arrays: dict[str, np.ndarray], presence: np.ndarray | None
+                      ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        if not arrays:
+            raise CrosslError(f"no modality given; pass at least one of {list(self.modality_names)}")
+        n = len(next(iter(arrays.values())))
+        filled = {}
+        for m in self.modality_names:
+            if m in arrays:
+                filled[m] = arrays[m]
+            else:
+                filled[m] = np.full((n, 1, self.model_config.modality_channels[m]), np.nan, np.float32)
+        if presence is not None and presence.shape[1] != len(self.modality_names):
+            raise CrosslError(f"presence mask has {presence.shape[1]} columns; this model has {len(self.modality_names)} modalities")
+        return filled, presence
+
+    def _check_compatible(self, windows: WindowSet) -> None:
+        if windows.modality_names != self.modality_names:
+            raise CrosslError(f"data modalities {list(windows.modality_names)} differ from the model's {list(self.modality_names)}")
+        for m, (_, channels) in windows.shapes.items():
+            expected = self.model_config.modality_channels[m]
+            if channels != expected:
+                raise CrosslError(f"modality '{m}' has {channels} channels; the model expects {expected}")
+
+    # ---------------------------------------------------------------- training
+    def fit(self, data: WindowSet | Mapping[str, np.ndarray], presence: np.ndarray | None = None,
+            val: WindowSet | None = None, run_dir: str | Path | None = None, resume: bool = False) -> CroSSL:
+        """Fit normalisation on ``data`` and pretrain on it with Lightning.
+
+        ``run_dir`` keeps CSV logs and the ``last``/``best`` checkpoints (``checkpoints/``);
+        ``resume=True`` continues from ``checkpoints/last.ckpt`` there.
+        """
+        windows = self.as_windows(data, presence)
+        channels = {m: c for m, (_, c) in windows.shapes.items()}
+        if self.backbone is None:
+            self.model_config.modality_channels = channels
+        self._check_compatible(windows)
+        if len(windows) < 2:
+            raise CrosslError("pretraining needs at least 2 windows")
+        cfg = self.pretrain_config
+        L.seed_everything(cfg.seed, workers=False, verbose=False)
+        self.stats = fit_channel_stats(windows, np.arange(len(windows)))
+        self.backbone = CrossModalBackbone(self.model_config)
+        module = PretrainModule(self.backbone, cfg)
+        train = window_tensors(normalize(windows, self.stats))
+        drop_last = len(windows) > cfg.batch_size
+        train_loader = batch_loader(train, cfg.batch_size, shuffle=True, drop_last=drop_last, seed=cfg.seed)
+        val_loader = None
+        if val is not None and len(val) >= 2:
+            val_loader = batch_loader(window_tensors(normalize(self.as_windows(val), self.stats)),
+                                      cfg.batch_size, shuffle=False)
+        root = Path(run_dir) if run_dir is not None else None
+        callbacks: list[L.Callback] = []
+        ckpt_path = None
+        if root is not None:
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            monitor = "val/loss" if val_loader is not None else "train/loss"
+            callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="best", monitor=monitor,
+                                             mode="min", save_last=True, enable_version_counter=False))
+            last = root / "checkpoints" / "last.ckpt"
+            if resume and last.is_file():
+                ckpt_path = str(last)
+        log_version = f"resumed-{len(list((root / 'logs').glob('resumed-*')))}" if ckpt_path and root else ""
+        trainer = build_trainer(self.trainer_config, root, max_epochs=cfg.epochs, callbacks=callbacks,
+                                log_version=log_version)
+        try:
+            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+        except RuntimeError as exc:
+            if ckpt_path and ("size mismatch" in str(exc) or "Missing key" in str(exc) or "Unexpected key" in str(exc)):
+                raise CrosslError(f"checkpoint {ckpt_path} was written by another model config; "
+                                  "resume with the config it was made with, or start a new run") from exc
+            raise
+        self.backbone.cpu().eval()
+        return self
+
+    # ---------------------------------------------------------------- inference
+    def _require_fitted(self) -> CrossModalBackbone:
+        if self.backbone is None or self.stats is None:
+            raise CrosslError("this model is not fitted; call fit() or CroSSL.load() first")
+        return self.backbone
+
+    def encode(self, data: WindowSet | Mapping[str, np.ndarray], presence: np.ndarray | None = None,
+               source: str = "aggregator", batch_size: int = 1024) -> np.ndarray:
+        """Embeddings of every window: ``(N, out_dim)`` for ``aggregator``, ``(N, M * dim)`` for ``concat``.
+
+        Missing modalities (left out of the dict, NaN, or False in ``presence``) are masked.
+        """
+        backbone = self._require_fitted()
+        if source not in FEATURE_SOURCES:
+            raise CrosslError(f"unknown feature source '{source}'; use one of {list(FEATURE_SOURCES)}")
+        windows = normalize(self.as_windows(data, presence), self.stats)  # type: ignore[arg-type]
+        return compute_features(backbone, window_tensors(windows), source, batch_size).numpy()
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.safetensors`` (weights + normalisation) and ``model.json`` (config)."""
+        backbone = self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {f"backbone.{k}": v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
+        for m in self.modality_names:
+            tensors[f"stats.mean.{m}"] = torch.from_numpy(self.stats.mean[m])  # type: ignore[union-attr]
+            tensors[f"stats.std.{m}"] = torch.from_numpy(self.stats.std[m])  # type: ignore[union-attr]
+        write_atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+        write_json_atomic(path / CONFIG_FILE, {
+            "format": "crossl-model", "version": 1,
+            "model": _plain_config(self.model_config),
+            "pretrain": _plain_config(self.pretrain_config),
+        })
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> CroSSL:
+        path = Path(path)
+        try:
+            header = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+            tensors = load_file(str(path / WEIGHTS_FILE))
+        except (OSError, ValueError) as exc:
+            raise CrosslError(f"cannot load a crossl model from {path} ({type(exc).__name__}: {exc}); "
+                              "point to a directory written by CroSSL.save or `crossl pretrain`") from exc
+        if header.get("format") != "crossl-model":
+            raise CrosslError(f"{path / CONFIG_FILE} is not a crossl model file")
+        model = cls(_build(ModelConfig, header["model"], "model"), _build(PretrainConfig, header["pretrain"], "pretrain"))
+        backbone = CrossModalBackbone(model.model_config)
+        state = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
+        try:
+            backbone.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CrosslError(f"weights in {path} do not match its model config; the files come from different runs") from exc
+        names = model.modality_names
+        model.stats = ChannelStats({m: tensors[f"stats.mean.{m}"].numpy() for m in names},
+                                   {m: tensors[f"stats.std.{m}"].numpy() for m in names})
+        model.backbone = backbone.eval()
+        return model
+
+
+def _plain_config(config: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(config)))  # type: ignore[call-overload]

@@ -1,0 +1,171 @@
+"""Command line: argument parsing only; every command is a few lines over :mod:`crossl.pipeline`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from crossl.config import RunConfig
+from crossl.errors import CrosslError
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from exc
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from exc
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+# (flag, config section, field, type, help)
+OPTIONS = [
+    ("--epochs", "pretrain", "epochs", int, "pretraining epochs"),
+    ("--batch-size", "pretrain", "batch_size", int, "pretraining batch size"),
+    ("--lr", "pretrain", "lr", float, "pretraining learning rate"),
+    ("--mask-strategy", "pretrain", "mask_strategy", str, "modality | random | feature | none"),
+    ("--mask-ratio", "pretrain", "mask_ratio", float, "fraction of latent entries masked"),
+    ("--seed", "pretrain", "seed", int, "pretraining seed"),
+    ("--aggregator", "model", "aggregator", str, "mlp | attention"),
+    ("--protocols", "evaluation", "protocols", _strings, "comma list of linear, mlp, finetune, supervised"),
+    ("--fractions", "evaluation", "label_fractions", _floats, "comma list of label fractions, e.g. 0.01,0.1,1"),
+    ("--seeds", "evaluation", "seeds", _ints, "comma list of evaluation seeds"),
+    ("--steps", "evaluation", "steps", int, "optimiser steps of each trainable downstream run"),
+    ("--head-input", "evaluation", "head_input", str, "aggregator | concat"),
+    ("--accelerator", "trainer", "accelerator", str, "Lightning accelerator (cpu, gpu, auto)"),
+    ("--devices", "trainer", "devices", str, "Lightning devices (e.g. 1, 2, auto)"),
+    ("--precision", "trainer", "precision", str, "Lightning precision (32-true, bf16-mixed, 16-mixed)"),
+]
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config to start from (flags override it)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in <out>.incomplete")
+    parser.add_argument("--mask-token", action="store_true", default=None,
+                        help="masked entries become a learned per-modality token instead of zero")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for flag, _, _, kind, text in OPTIONS:
+        parser.add_argument(flag, type=kind, help=text)
+
+
+def _config_from(args: argparse.Namespace, base: RunConfig) -> RunConfig:
+    config = RunConfig.load(args.config) if args.config else base
+    for flag, section, field, _, _ in OPTIONS:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            setattr(getattr(config, section), field, value)
+    if args.mask_token:
+        config.model.mask_token = True
+    if args.no_progress:
+        config.trainer.progress = False
+    if getattr(args, "data", None):
+        config.dataset = args.data
+    return config
+
+
+def _default_out(prefix: str) -> Path:
+    return Path("runs") / f"{prefix}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _latest_incomplete(prefix: str) -> Path | None:
+    found = sorted(Path("runs").glob(f"{prefix}-*.incomplete"))
+    return found[-1].with_name(found[-1].name.removesuffix(".incomplete")) if found else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossl", description="Cross-modal self-supervised learning for multimodal time series")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="HAPT: pretrain CroSSL, compare with supervised at 1/10/100%% labels")
+    demo.add_argument("--out", type=Path, help="output directory (default runs/demo-<time>)")
+    demo.add_argument("--quick", action="store_true", help="smoke run: 2 epochs, 20 steps, 1 seed")
+    _add_run_options(demo)
+
+    pre = sub.add_parser("pretrain", help="pretrain CroSSL on a dataset's training split")
+    pre.add_argument("--data", default="hapt", help="built-in dataset name or prepared dataset directory")
+    pre.add_argument("--out", type=Path, help="output directory (default runs/pretrain-<time>)")
+    _add_run_options(pre)
+
+    ev = sub.add_parser("evaluate", help="label efficiency of a pretrained run against supervised training")
+    ev.add_argument("--data", default="hapt", help="built-in dataset name or prepared dataset directory")
+    ev.add_argument("--pretrained", type=Path, help="a `crossl pretrain` output directory (omit: supervised only)")
+    ev.add_argument("--out", type=Path, help="output directory (default runs/evaluate-<time>)")
+    _add_run_options(ev)
+
+    data = sub.add_parser("data", help="fetch or describe datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="download and prepare a built-in dataset")
+    fetch.add_argument("name", nargs="?", default="hapt")
+    info = data_sub.add_parser("info", help="describe a built-in dataset or a prepared directory")
+    info.add_argument("name", nargs="?", default="hapt")
+    return parser
+
+
+def _out(args: argparse.Namespace, prefix: str) -> Path:
+    if args.out is not None:
+        return args.out
+    if args.resume:
+        latest = _latest_incomplete(prefix)
+        if latest is None:
+            raise CrosslError(f"no interrupted {prefix} run under runs/; pass --out to name the run to resume")
+        return latest
+    return _default_out(prefix)
+
+
+def run(argv: Sequence[str] | None = None) -> Path | None:
+    args = build_parser().parse_args(argv)
+    from crossl import pipeline
+
+    if args.command == "demo":
+        config = _config_from(args, pipeline.demo_config(args.quick))
+        return pipeline.run_demo(_out(args, "demo-quick" if args.quick else "demo"), args.quick, args.resume, config)
+    if args.command == "pretrain":
+        return pipeline.run_pretrain(args.data, _out(args, "pretrain"), _config_from(args, RunConfig()), args.resume)
+    if args.command == "evaluate":
+        return pipeline.run_evaluate(args.pretrained, args.data, _out(args, "evaluate"),
+                                     _config_from(args, RunConfig()), args.resume)
+    from crossl.data.datasets import load_dataset
+
+    windows = load_dataset(args.name)
+    if args.data_command == "info":
+        import numpy as np
+
+        print(f"{windows.meta.name}: {len(windows)} windows, {len(np.unique(windows.subjects))} subjects")
+        for m, (t, c) in windows.shapes.items():
+            print(f"  {m}: {t} samples x {c} channels at {windows.meta.sampling_rates[m]:g} Hz")
+        counts = np.bincount(windows.labels[windows.labels >= 0], minlength=windows.meta.num_classes)
+        for name, n in zip(windows.meta.class_names, counts):
+            print(f"  class {name}: {n}")
+    else:
+        print(f"{windows.meta.name}: {len(windows)} windows ready")
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        out = run(argv)
+    except CrosslError as exc:
+        print(f"crossl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("crossl: interrupted; finished parts are kept: rerun with --resume to continue", file=sys.stderr)
+        return 130
+    if out is not None:
+        print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The data container: a set of multimodal windows.
+
+A :class:`WindowSet` holds, for N windows and M modalities,
+
+- one float32 array per modality of shape ``(N, T_m, C_m)``: every modality keeps its own length
+  ``T_m`` (its own sampling rate) and channel count ``C_m``;
+- ``presence``: bool ``(N, M)``, False where a modality is missing for a window (its values are
+  then ignored; they are stored as zeros);
+- ``labels``: int64 ``(N,)`` class indices, ``-1`` for unlabeled windows;
+- ``subjects``: int64 ``(N,)`` subject ids, used for subject-wise splits;
+- ``meta``: names of modalities, channels and classes, sampling rates.
+
+On disk it is a directory of ``.npy`` files (memory-mappable) plus ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crossl.errors import CrosslError
+from crossl.io import write_json_atomic
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """What the arrays mean."""
+
+    name: str
+    modality_names: tuple[str, ...]
+    channel_names: dict[str, tuple[str, ...]]
+    sampling_rates: dict[str, float]
+    class_names: tuple[str, ...]
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, object]) -> DatasetMeta:
+        try:
+            channel_names = {k: tuple(v) for k, v in dict(obj["channel_names"]).items()}  # type: ignore[arg-type]
+            return cls(
+                name=str(obj["name"]),
+                modality_names=tuple(obj["modality_names"]),  # type: ignore[arg-type]
+                channel_names=channel_names,
+                sampling_rates={k: float(v) for k, v in dict(obj["sampling_rates"]).items()},  # type: ignore[arg-type]
+                class_names=tuple(obj["class_names"]),  # type: ignore[arg-type]
+                extra=dict(obj.get("extra", {})),  # type: ignore[arg-type]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CrosslError(f"dataset metadata is malformed ({exc!r}); re-create the dataset directory") from exc
+
+
+@dataclass
+class WindowSet:
+    """N windows of M modalities; see the module docstring for shapes."""
+
+    modalities: dict[str, np.ndarray]
+    presence: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    meta: DatasetMeta
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return self.meta.modality_names
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        """Per-modality ``(T_m, C_m)``."""
+        return {m: (int(a.shape[1]), int(a.shape[2])) for m, a in self.modalities.items()}
+
+    def validate(self, check_values: bool = True) -> None:
+        """Raise :class:`CrosslError` naming the first inconsistency found."""
+        names = self.meta.modality_names
+        if tuple(self.modalities) != names:
+            raise CrosslError(
+                f"modality arrays {list(self.modalities)} do not match metadata {list(names)}; "
+                "pass one array per modality, in the metadata's order"
+            )
+        n = self.labels.shape[0] if self.labels.ndim == 1 else -1
+        if n < 0:
+            raise CrosslError(f"labels must have shape (N,), got {self.labels.shape}")
+        if not np.issubdtype(self.labels.dtype, np.integer):
+            raise CrosslError(f"labels have dtype {self.labels.dtype}; pass integer class indices (-1 = unlabeled)")
+        for m, arr in self.modalities.items():
+            if arr.ndim != 3 or arr.shape[0] != n:
+                raise CrosslError(
+                    f"modality '{m}' has shape {arr.shape}; expected (N={n}, time, channels)"
+                )
+            if arr.dtype != np.float32:
+                raise CrosslError(f"modality '{m}' has dtype {arr.dtype}; convert it to float32")
+            n_ch = len(self.meta.channel_names.get(m, ()))
+            if n_ch != arr.shape[2]:
+                raise CrosslError(
+                    f"modality '{m}' has {arr.shape[2]} channels but metadata names {n_ch}"
+                )
+        if self.presence.shape != (n, len(names)) or self.presence.dtype != np.bool_:
+            raise CrosslError(
+                f"presence mask must be bool of shape (N={n}, M={len(names)}), "
+                f"got {self.presence.dtype} {self.presence.shape}"
+            )
+        if self.subjects.shape != (n,):
+            raise CrosslError(f"subjects must have shape (N={n},), got {self.subjects.shape}")
+        if n and not bool(self.presence.any(axis=1).all()):
+            bad = int(np.flatnonzero(~self.presence.any(axis=1))[0])
+            raise CrosslError(f"window {bad} has no modality present; drop it before building the set")
+        num_classes = self.meta.num_classes
+        if n and (self.labels.min() < -1 or self.labels.max() >= num_classes):
+            raise CrosslError(
+                f"labels must lie in -1..{num_classes - 1} (-1 = unlabeled); "
+                f"found {int(self.labels.min())}..{int(self.labels.max())}"
+            )
+        if check_values:
+            for i, (m, arr) in enumerate(self.modalities.items()):
+                present = self.presence[:, i]
+                finite = np.isfinite(arr).all(axis=(1, 2))
+                bad = np.flatnonzero(present & ~finite)
+                if bad.size:
+                    raise CrosslError(
+                        f"modality '{m}' has NaN or inf values in {bad.size} window(s) "
+                        f"(first: {int(bad[0])}); fill or drop them, or mark them absent in the presence mask"
+                    )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        modalities: Mapping[str, np.ndarray],
+        labels: np.ndarray | Sequence[int] | None = None,
+        subjects: np.ndarray | Sequence[int] | None = None,
+        presence: np.ndarray | None = None,
+        class_names: Sequence[str] | None = None,
+        sampling_rates: Mapping[str, float] | None = None,
+        name: str = "arrays",
+    ) -> WindowSet:
+        """Build a set from plain arrays ``{modality: (N, T_m, C_m)}``.
+
+        NaN anywhere in a window's modality marks that modality absent for the window (unless a
+        presence mask is given). Missing labels mean unlabeled; missing subjects mean one subject.
+        """
+        if not modalities:
+            raise CrosslError("no modalities given; pass a dict {name: array of shape (N, time, channels)}")
+        arrays: dict[str, np.ndarray] = {}
+        for m, a in modalities.items():
+            arr = np.asarray(a)
+            if arr.ndim == 2:
+                arr = arr[:, :, None]
+            if arr.ndim != 3:
+                raise CrosslError(f"modality '{m}' has shape {arr.shape}; expected (N, time, channels)")
+            # A copy: absent modalities are zero-filled below, never in the caller's array.
+            arrays[str(m)] = np.array(arr, dtype=np.float32, order="C", copy=True)
+        counts = {m: a.shape[0] for m, a in arrays.items()}
+        if len(set(counts.values())) > 1:
+            raise CrosslError(f"modalities hold different numbers of windows {counts}; every modality needs one row per window")
+        n = next(iter(arrays.values())).shape[0]
+        if presence is None:
+            presence = np.stack([~np.isnan(a).any(axis=(1, 2)) for a in arrays.values()], axis=1)
+        presence = np.asarray(presence, dtype=bool)
+        for i, arr in enumerate(arrays.values()):
+            if arr.shape[0] == n and presence.shape == (n, len(arrays)):
+                arr[~presence[:, i]] = 0.0
+        label_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        subject_arr = np.zeros(n, np.int64) if subjects is None else np.asarray(subjects, dtype=np.int64)
+        if class_names is None:
+            num_classes = int(label_arr.max()) + 1 if label_arr.size and label_arr.max() >= 0 else 0
+            class_names = [str(c) for c in range(num_classes)]
+        meta = DatasetMeta(
+            name=name,
+            modality_names=tuple(arrays),
+            channel_names={m: tuple(f"{m}{c}" for c in range(a.shape[2])) for m, a in arrays.items()},
+            sampling_rates={m: float((sampling_rates or {}).get(m, 1.0)) for m in arrays},
+            class_names=tuple(class_names),
+        )
+        return cls(arrays, presence, label_arr, subject_arr, meta)
+
+    def subset(self, indices: np.ndarray) -> WindowSet:
+        """The windows at ``indices`` (a copy in memory)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return WindowSet(
+            {m: np.ascontiguousarray(a[idx]) for m, a in self.modalities.items()},
+            self.presence[idx],
+            self.labels[idx],
+            self.subjects[idx],
+            self.meta,
+        )
+
+    def with_modalities(self, modalities: dict[str, np.ndarray]) -> WindowSet:
+        """The same windows with replaced modality arrays (e.g. after normalisation)."""
+        return WindowSet(modalities, self.presence, self.labels, self.subjects, self.meta)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the set to ``directory`` atomically (built aside, then renamed into place)."""
+        directory = Path(directory)
+        tmp = directory.with_name(f".{directory.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for i, (m, arr) in enumerate(self.modalities.items()):
+            np.save(tmp / f"modality_{i}.npy", arr)
+        np.save(tmp / "presence.npy", self.presence)
+        np.save(tmp / "labels.npy", self.labels)
+        np.save(tmp / "subjects.npy", self.subjects)
+        write_json_atomic(
+            tmp / "meta.json",
+            {"format_version": FORMAT_VERSION, "num_windows": len(self), "meta": self.meta.to_json()},
+        )
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, mmap: bool = True) -> WindowSet:
+        """Read a set written by :meth:`save`; arrays are memory-mapped unless ``mmap=False``."""
+        directory = Path(directory)
+        meta_path = directory / "meta.json"
+        if not meta_path.is_file():
+            raise CrosslError(f"{directory} is not a crossl dataset directory (no meta.json)")
+        try:
+            header = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = DatasetMeta.from_json(header["meta"])
+            mode = "r" if mmap else None
+            arrays = {
+                m: np.load(directory / f"modality_{i}.npy", mmap_mode=mode)
+                for i, m in enumerate(meta.modality_names)
+            }
+            presence = np.load(directory / "presence.npy")
+            labels = np.load(directory / "labels.npy")
+            subjects = np.load(directory / "subjects.npy")
+        except CrosslError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, TypeError) as exc:
+            raise CrosslError(
+                f"dataset directory {directory} is unreadable or corrupt ({type(exc).__name__}: {exc}); "
+                "delete it and prepare the dataset again"
+            ) from exc
+        if header.get("num_windows") != int(labels.shape[0]):
+            raise CrosslError(f"dataset directory {directory} is truncated; delete it and prepare it again")
+        return cls(arrays, presence, labels, subjects, meta)

@@ -1,0 +1,99 @@
+"""Downstream protocols, named so nobody confuses them.
+
+- ``linear``: logistic regression on frozen features (computed once per model, reused);
+- ``mlp``: the release's frozen-encoder probe (128 hidden units, dropout 0.1) on frozen features;
+- ``finetune``: the pretrained backbone and an MLP head, everything trainable;
+- ``supervised``: the same backbone and head from random initialisation (the baseline).
+
+Trainable protocols run a fixed budget of optimiser steps and are scored at their last step.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from crossl.config import EvalConfig, ModelConfig, TrainerConfig
+from crossl.models.backbone import CrossModalBackbone
+from crossl.models.heads import mlp_head
+from crossl.training import Batch, ClassifierModule, batch_loader, build_trainer, gather_batch
+
+PROTOCOLS: dict[str, str] = {"linear": "crossl", "mlp": "crossl", "finetune": "crossl", "supervised": "supervised"}
+"""protocol -> the method whose result it reports."""
+
+
+@torch.no_grad()
+def compute_features(backbone: CrossModalBackbone, tensors: Batch, source: str, batch_size: int = 1024) -> torch.Tensor:
+    """Frozen features ``(N, F)`` of every window, in eval mode (no dropout, no masking)."""
+    was_training = backbone.training
+    backbone.eval()
+    n = tensors["labels"].shape[0]
+    parts = []
+    for start in range(0, n, batch_size):
+        batch = gather_batch(tensors, torch.arange(start, min(n, start + batch_size)))
+        parts.append(backbone.features(batch["inputs"], batch["presence"], source))
+    backbone.train(was_training)
+    return torch.cat(parts).float()
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
+    """Standardised multinomial logistic regression; returns test predictions."""
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    clf.fit(train_x, train_y)
+    return clf.predict(test_x)
+
+
+def train_classifier(module: ClassifierModule, labeled: Batch, test: Batch, config: EvalConfig,
+                     trainer_config: TrainerConfig, seed: int) -> np.ndarray:
+    """Train ``module`` for ``config.steps`` steps on ``labeled``; return predictions on ``test``."""
+    trainer = build_trainer(trainer_config, None, max_epochs=1, max_steps=config.steps, progress=False,
+                            validate=False)
+    loader = batch_loader(labeled, config.batch_size, shuffle=True, seed=seed, num_batches=config.steps)
+    trainer.fit(module, train_dataloaders=loader)
+    predictions = trainer.predict(module, batch_loader(test, 1024, shuffle=False))
+    return torch.cat(predictions).cpu().numpy()  # type: ignore[arg-type]
+
+
+def run_protocol(
+    protocol: str,
+    *,
+    pretrained: CrossModalBackbone | None,
+    model_config: ModelConfig,
+    labeled: Batch,
+    test: Batch,
+    frozen_features: tuple[torch.Tensor, torch.Tensor] | None,
+    num_classes: int,
+    config: EvalConfig,
+    trainer_config: TrainerConfig,
+    seed: int,
+) -> np.ndarray:
+    """Test-split predictions of one protocol trained on ``labeled``.
+
+    ``frozen_features``: ``(labeled_features, test_features)`` for ``linear`` and ``mlp``.
+    """
+    L.seed_everything(seed, workers=False, verbose=False)
+    if protocol in ("linear", "mlp"):
+        assert frozen_features is not None
+        train_x, test_x = frozen_features
+        if protocol == "linear":
+            return linear_probe(train_x.numpy(), labeled["labels"].numpy(), test_x.numpy(), seed)
+        head = mlp_head(train_x.shape[1], num_classes)
+        module = ClassifierModule(head, backbone=None, lr=config.lr, total_steps=config.steps)
+        return train_classifier(module, {"features": train_x, "labels": labeled["labels"]},
+                                {"features": test_x, "labels": test["labels"]}, config, trainer_config, seed)
+    if protocol == "finetune":
+        assert pretrained is not None
+        backbone = copy.deepcopy(pretrained)
+    else:
+        backbone = CrossModalBackbone(model_config)
+    head = mlp_head(backbone.feature_dim(config.head_input), num_classes)
+    scale = config.backbone_lr_scale if protocol == "finetune" else 1.0
+    module = ClassifierModule(head, backbone, source=config.head_input, train_backbone=True, lr=config.lr,
+                              backbone_lr_scale=scale, total_steps=config.steps)
+    return train_classifier(module, labeled, test, config, trainer_config, seed)

@@ -1,0 +1,1 @@
+"""Results tables (report.md) and plots (PNG)."""

@@ -1,0 +1,77 @@
+"""Run directories: built under ``<out>.incomplete`` and renamed to ``<out>`` only when finished.
+
+A reader never finds a half-written ``<out>``. An interrupted run stays in ``<out>.incomplete``
+with its checkpoints and finished results; ``--resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from crossl.config import RunConfig
+from crossl.errors import CrosslError
+from crossl.io import write_text_atomic
+
+CONFIG_FILE = "config.yaml"
+PARTIAL_RESULTS = "results.partial.jsonl"
+
+
+class RunDirectory:
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.work = final.with_name(final.name + ".incomplete")
+
+    @classmethod
+    def open(cls, out: str | Path, config: RunConfig, resume: bool) -> RunDirectory:
+        """Create ``<out>.incomplete`` (or reopen it with ``resume``) and save the resolved config."""
+        run = cls(Path(out))
+        if run.final.exists():
+            raise CrosslError(f"output directory {run.final} already exists; choose another --out or delete it")
+        if run.work.exists():
+            if not resume:
+                raise CrosslError(f"an interrupted run is in {run.work}; pass --resume to continue it, or delete it")
+            saved = RunConfig.load(run.work / CONFIG_FILE).to_dict() if (run.work / CONFIG_FILE).is_file() else None
+            if saved is not None and saved != RunConfig.from_dict(config.to_dict()).to_dict():
+                raise CrosslError(f"{run.work} was started with another config; resume with the same options, "
+                                  "or start a new run with another --out")
+        run.work.mkdir(parents=True, exist_ok=True)
+        config.save(run.work / CONFIG_FILE)
+        return run
+
+    def path(self, *parts: str) -> Path:
+        p = self.work.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def finished_records(self) -> list[dict[str, Any]]:
+        """Result records saved by an earlier, interrupted attempt (one JSON object per line)."""
+        path = self.work / PARTIAL_RESULTS
+        if not path.is_file():
+            return []
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by the interruption: redo that record
+        return records
+
+    def append_record(self, record: dict[str, Any], existing: list[dict[str, Any]]) -> None:
+        existing.append(record)
+        write_text_atomic(self.work / PARTIAL_RESULTS, "".join(json.dumps(r) + "\n" for r in existing))
+
+    def finish(self) -> Path:
+        (self.work / PARTIAL_RESULTS).unlink(missing_ok=True)
+        self.work.rename(self.final)
+        return self.final
+
+
+def iter_missing(tasks: list[dict[str, Any]], done: list[dict[str, Any]], keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """The tasks whose ``keys`` match no finished record."""
+    seen = {tuple(r[k] for k in keys) for r in done}
+    for task in tasks:
+        if tuple(task[k] for k in keys) not in seen:
+            yield task

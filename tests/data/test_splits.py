@@ -1,0 +1,244 @@
+"""Subject-wise splits, nested label fractions, and train-only channel normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossl.data.container import WindowSet
+from crossl.data.splits import (
+    Split,
+    fit_channel_stats,
+    nested_label_subsets,
+    normalize,
+    random_subject_split,
+    split_by_subjects,
+)
+from crossl.errors import CrosslError
+
+# --- subject splits --------------------------------------------------------------------------
+
+
+def _subjects(num_subjects: int = 10, per_subject: int = 7) -> np.ndarray:
+    return np.repeat(np.arange(1, num_subjects + 1), per_subject)
+
+
+def test_split_by_subjects_parts_are_disjoint_and_cover_listed_subjects():
+    subjects = _subjects()
+    assignment = {"train": [1, 2, 3, 4, 5], "val": [6, 7], "test": [8, 9]}  # subject 10 unlisted
+    split = split_by_subjects(subjects, assignment)
+    for name, subs in assignment.items():
+        part = split.part(name)
+        assert set(subjects[part]) == set(subs)
+        assert np.array_equal(part, np.flatnonzero(np.isin(subjects, subs)))
+    all_idx = np.concatenate([split.train, split.val, split.test])
+    assert len(set(all_idx.tolist())) == len(all_idx)
+    assert set(all_idx.tolist()) == set(np.flatnonzero(subjects <= 9).tolist())
+    assert split.subjects == {"train": [1, 2, 3, 4, 5], "val": [6, 7], "test": [8, 9]}
+
+
+def test_split_by_subjects_subject_in_two_parts_raises():
+    with pytest.raises(CrosslError, match="subject 3 is in both"):
+        split_by_subjects(_subjects(), {"train": [1, 2, 3], "val": [], "test": [3, 4]})
+
+
+def test_split_by_subjects_empty_test_part_raises():
+    with pytest.raises(CrosslError, match="'test' split holds no windows"):
+        split_by_subjects(_subjects(), {"train": [1, 2], "test": [99]})
+
+
+def test_split_json_round_trip():
+    split = split_by_subjects(_subjects(), {"train": [1, 2], "val": [3], "test": [4]})
+    back = Split.from_json(split.to_json())
+    for name in ("train", "val", "test"):
+        assert np.array_equal(back.part(name), split.part(name))
+    assert back.subjects == split.subjects
+
+
+@pytest.mark.parametrize("num_subjects", [3, 4, 10, 30])
+def test_random_subject_split_is_subject_disjoint_and_covers_every_window(num_subjects):
+    subjects = _subjects(num_subjects, 5)
+    split = random_subject_split(subjects, seed=3)
+    parts = [set(subjects[split.part(n)].tolist()) for n in ("train", "val", "test")]
+    assert parts[0].isdisjoint(parts[1]) and parts[0].isdisjoint(parts[2]) and parts[1].isdisjoint(parts[2])
+    assert all(parts[i] for i in (0, 2))
+    covered = np.sort(np.concatenate([split.train, split.val, split.test]))
+    assert np.array_equal(covered, np.arange(len(subjects)))
+
+
+def test_random_subject_split_is_seeded():
+    subjects = _subjects(20, 3)
+    a = random_subject_split(subjects, seed=5)
+    b = random_subject_split(subjects, seed=5)
+    c = random_subject_split(subjects, seed=6)
+    assert a.subjects == b.subjects
+    assert np.array_equal(a.train, b.train) and np.array_equal(a.test, b.test)
+    assert a.subjects != c.subjects
+
+
+def test_random_subject_split_proportions():
+    split = random_subject_split(_subjects(20, 2), val_fraction=0.15, test_fraction=0.2, seed=0)
+    assert (len(split.subjects["train"]), len(split.subjects["val"]), len(split.subjects["test"])) == (13, 3, 4)
+
+
+def test_random_subject_split_needs_three_subjects():
+    with pytest.raises(CrosslError, match="at least 3 subjects"):
+        random_subject_split(_subjects(2, 4))
+
+
+# --- nested label subsets --------------------------------------------------------------------
+
+
+def _labels_and_pool(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """2000 windows over 4 imbalanced classes plus unlabeled ones; the pool is a subset of them."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice([-1, 0, 1, 2, 3], size=2000, p=[0.1, 0.4, 0.3, 0.15, 0.05])
+    pool = np.sort(rng.choice(2000, size=1500, replace=False))
+    return labels, pool
+
+
+FRACTIONS = (0.01, 0.05, 0.1)
+
+
+def test_nested_label_subsets_are_nested():
+    labels, pool = _labels_and_pool()
+    subsets = nested_label_subsets(labels, pool, FRACTIONS, num_classes=4, seed=0)
+    assert set(subsets) == set(FRACTIONS)
+    assert set(subsets[0.01]) < set(subsets[0.05]) < set(subsets[0.1])
+
+
+def test_nested_label_subsets_are_stratified():
+    labels, pool = _labels_and_pool()
+    pool_labels = labels[pool]
+    pool_props = np.bincount(pool_labels[pool_labels >= 0], minlength=4) / (pool_labels >= 0).sum()
+    subsets = nested_label_subsets(labels, pool, (0.1, 0.5), num_classes=4, seed=0)
+    for f, idx in subsets.items():
+        props = np.bincount(labels[idx], minlength=4) / len(idx)
+        assert np.allclose(props, pool_props, atol=0.02), f
+        assert len(idx) == pytest.approx(f * (pool_labels >= 0).sum(), abs=4)
+
+
+def test_nested_label_subsets_hold_every_class():
+    labels, pool = _labels_and_pool()
+    subsets = nested_label_subsets(labels, pool, (0.005,), num_classes=4, seed=0)
+    assert set(labels[subsets[0.005]].tolist()) == {0, 1, 2, 3}
+
+
+def test_nested_label_subsets_same_seed_same_subsets():
+    labels, pool = _labels_and_pool()
+    a = nested_label_subsets(labels, pool, FRACTIONS, num_classes=4, seed=7)
+    b = nested_label_subsets(labels, pool, FRACTIONS, num_classes=4, seed=7)
+    assert all(np.array_equal(a[f], b[f]) for f in FRACTIONS)
+
+
+def test_nested_label_subsets_different_seed_different_subsets():
+    labels, pool = _labels_and_pool()
+    a = nested_label_subsets(labels, pool, FRACTIONS, num_classes=4, seed=7)
+    b = nested_label_subsets(labels, pool, FRACTIONS, num_classes=4, seed=8)
+    assert not np.array_equal(a[0.1], b[0.1])
+
+
+def test_nested_label_subsets_only_labeled_pool_indices():
+    labels, pool = _labels_and_pool()
+    subsets = nested_label_subsets(labels, pool, (0.01, 0.5, 1.0), num_classes=4, seed=1)
+    for idx in subsets.values():
+        assert set(idx.tolist()) <= set(pool.tolist())
+        assert (labels[idx] >= 0).all()
+        assert np.array_equal(idx, np.unique(idx))  # sorted, no duplicates
+
+
+def test_nested_label_subsets_fraction_one_is_every_labeled_pool_window():
+    labels, pool = _labels_and_pool()
+    subsets = nested_label_subsets(labels, pool, (1.0,), num_classes=4, seed=1)
+    assert np.array_equal(subsets[1.0], pool[labels[pool] >= 0])
+
+
+def test_nested_label_subsets_class_missing_from_pool_raises():
+    labels, pool = _labels_and_pool()
+    pool = pool[labels[pool] != 2]
+    with pytest.raises(CrosslError, match=r"class\(es\) \[2\]"):
+        nested_label_subsets(labels, pool, FRACTIONS, num_classes=4, seed=0)
+
+
+def test_nested_label_subsets_fraction_too_small_for_every_class_raises():
+    labels, pool = _labels_and_pool()
+    with pytest.raises(CrosslError, match="fewer than the 4 classes"):
+        nested_label_subsets(labels, pool, (0.001,), num_classes=4, seed=0)
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.5])
+def test_nested_label_subsets_fraction_outside_unit_interval_raises(fraction):
+    labels, pool = _labels_and_pool()
+    with pytest.raises(CrosslError, match="outside"):
+        nested_label_subsets(labels, pool, (fraction,), num_classes=4, seed=0)
+
+
+# --- channel normalisation -------------------------------------------------------------------
+
+
+def _windows_for_stats() -> WindowSet:
+    rng = np.random.default_rng(0)
+    n = 40
+    acc = (rng.normal(size=(n, 16, 3)) * [1.0, 5.0, 0.1] + [3.0, -2.0, 10.0]).astype(np.float32)
+    ecg = (rng.normal(size=(n, 30, 1)) * 4.0 + 7.0).astype(np.float32)
+    presence = np.ones((n, 2), dtype=bool)
+    presence[[1, 5, 9], 1] = False
+    ecg[~presence[:, 1]] = 0.0
+    return WindowSet.from_arrays({"acc": acc, "ecg": ecg}, presence=presence, subjects=np.arange(n) // 4)
+
+
+def test_normalize_gives_zero_mean_unit_std_on_training_windows():
+    ws = _windows_for_stats()
+    train = np.arange(0, 24)
+    out = normalize(ws, fit_channel_stats(ws, train))
+    for i, m in enumerate(ws.modality_names):
+        rows = train[ws.presence[train, i]]
+        values = out.modalities[m][rows].astype(np.float64).reshape(-1, out.modalities[m].shape[2])
+        assert np.allclose(values.mean(axis=0), 0.0, atol=1e-5)
+        assert np.allclose(values.std(axis=0), 1.0, atol=1e-5)
+
+
+def test_channel_stats_use_only_training_windows():
+    ws = _windows_for_stats()
+    train = np.arange(0, 24)
+    stats = fit_channel_stats(ws, train)
+    changed = {m: a.copy() for m, a in ws.modalities.items()}
+    for a in changed.values():
+        a[24:] = a[24:] * 100.0 + 50.0
+    stats_changed = fit_channel_stats(ws.with_modalities(changed), train)
+    for m in ws.modality_names:
+        assert np.array_equal(stats.mean[m], stats_changed.mean[m])
+        assert np.array_equal(stats.std[m], stats_changed.std[m])
+
+
+def test_channel_stats_match_direct_computation_excluding_absent_windows():
+    ws = _windows_for_stats()
+    train = np.arange(0, 24)
+    stats = fit_channel_stats(ws, train)
+    ecg_rows = [i for i in train if ws.presence[i, 1]]
+    ecg = ws.modalities["ecg"][ecg_rows].astype(np.float64).reshape(-1, 1)
+    assert np.allclose(stats.mean["ecg"], ecg.mean(axis=0), rtol=1e-6)
+    assert np.allclose(stats.std["ecg"], ecg.std(axis=0), rtol=1e-6)
+    assert stats.mean["acc"].shape == (3,) and stats.std["acc"].dtype == np.float32
+
+
+def test_normalize_keeps_absent_modalities_zero():
+    ws = _windows_for_stats()
+    out = normalize(ws, fit_channel_stats(ws, np.arange(24)))
+    assert np.all(out.modalities["ecg"][[1, 5, 9]] == 0.0)
+    assert out.modalities["ecg"].dtype == np.float32
+
+
+def test_constant_channel_keeps_unit_std():
+    ws = _windows_for_stats()
+    acc = ws.modalities["acc"].copy()
+    acc[:, :, 2] = 4.0
+    stats = fit_channel_stats(ws.with_modalities({"acc": acc, "ecg": ws.modalities["ecg"]}), np.arange(24))
+    assert stats.std["acc"][2] == 1.0
+    assert stats.mean["acc"][2] == pytest.approx(4.0)
+
+
+def test_channel_stats_modality_absent_from_training_raises():
+    ws = _windows_for_stats()
+    with pytest.raises(CrosslError, match="modality 'ecg' is absent from every training window"):
+        fit_channel_stats(ws, np.array([1, 5, 9]))

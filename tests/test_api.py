@@ -1,0 +1,89 @@
+"""The Python API: fit on arrays, encode (with missing modalities), save and load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import small_model_configs, synthetic_arrays
+
+from crossl.api import CroSSL
+from crossl.errors import CrosslError
+
+
+@pytest.fixture(scope="module")
+def fitted() -> CroSSL:
+    model = CroSSL(*small_model_configs(epochs=1))
+    return model.fit(synthetic_arrays())
+
+
+def test_encode_gives_one_aggregator_embedding_per_window(fitted: CroSSL) -> None:
+    z = fitted.encode(synthetic_arrays(n=10, seed=1))
+    assert z.shape == (10, 32) and np.isfinite(z).all()
+
+
+def test_encode_concat_gives_modalities_times_dim(fitted: CroSSL) -> None:
+    z = fitted.encode(synthetic_arrays(n=5, seed=1), source="concat")
+    assert z.shape == (5, 2 * 16)
+
+
+def test_missing_modality_left_out_equals_presence_false(fitted: CroSSL) -> None:
+    arrays = synthetic_arrays(n=6, seed=2)
+    left_out = fitted.encode({"acc": arrays["acc"]})
+    presence = np.array([[True, False]] * 6)
+    masked = fitted.encode(arrays, presence=presence)
+    np.testing.assert_allclose(left_out, masked, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_modality_is_treated_as_missing(fitted: CroSSL) -> None:
+    arrays = synthetic_arrays(n=4, seed=3)
+    with_nan = dict(arrays, ecg=np.full_like(arrays["ecg"], np.nan))
+    np.testing.assert_allclose(fitted.encode(with_nan), fitted.encode({"acc": arrays["acc"]}), atol=1e-5)
+
+
+def test_unknown_modality_is_rejected(fitted: CroSSL) -> None:
+    with pytest.raises(CrosslError, match="unknown modality"):
+        fitted.encode({"eeg": np.zeros((2, 40, 1), np.float32)})
+
+
+def test_wrong_channel_count_is_rejected(fitted: CroSSL) -> None:
+    arrays = synthetic_arrays(n=3)
+    arrays["acc"] = arrays["acc"][:, :, :2]
+    with pytest.raises(CrosslError, match="channels"):
+        fitted.encode(arrays)
+
+
+def test_save_load_round_trip_gives_identical_embeddings(fitted: CroSSL, tmp_path) -> None:
+    arrays = synthetic_arrays(n=8, seed=4)
+    fitted.save(tmp_path / "m")
+    loaded = CroSSL.load(tmp_path / "m")
+    np.testing.assert_array_equal(fitted.encode(arrays), loaded.encode(arrays))
+
+
+def test_load_rejects_weights_from_another_config(fitted: CroSSL, tmp_path) -> None:
+    fitted.save(tmp_path / "m")
+    other = CroSSL(*small_model_configs())
+    other.model_config.dim = 24
+    other.fit(synthetic_arrays(n=20))
+    other.save(tmp_path / "o")
+    (tmp_path / "m" / "model.json").write_bytes((tmp_path / "o" / "model.json").read_bytes())
+    with pytest.raises(CrosslError, match="do not match"):
+        CroSSL.load(tmp_path / "m")
+
+
+def test_encode_before_fit_is_an_error() -> None:
+    with pytest.raises(CrosslError, match="not fitted"):
+        CroSSL().encode(synthetic_arrays(n=2))
+
+
+def test_nan_in_training_data_marks_modality_absent_not_crash() -> None:
+    arrays = synthetic_arrays(n=24)
+    arrays["ecg"][0, 5, 0] = np.nan
+    model = CroSSL(*small_model_configs(epochs=1)).fit(arrays)
+    assert np.isfinite(model.encode(arrays)).all()
+
+
+def test_inf_in_training_data_is_rejected() -> None:
+    arrays = synthetic_arrays(n=24)
+    arrays["acc"][3, 0, 0] = np.inf
+    with pytest.raises(CrosslError, match="NaN or inf"):
+        CroSSL(*small_model_configs(epochs=1)).fit(arrays)

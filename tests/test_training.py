@@ -1,0 +1,76 @@
+"""Lightning training: determinism, checkpoints, resume."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import small_model_configs, synthetic_arrays
+
+from crossl.api import CroSSL
+from crossl.errors import CrosslError
+from crossl.training import IndexBatchSampler
+
+
+def epoch_losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "logs" / "metrics.csv", newline="") as fh:
+        return [float(r["train/loss"]) for r in csv.DictReader(fh) if r.get("train/loss")]
+
+
+def test_same_seed_gives_same_loss_trajectory(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        CroSSL(*small_model_configs(epochs=3)).fit(synthetic_arrays(), run_dir=tmp_path / name)
+        runs.append(epoch_losses(tmp_path / name))
+    assert len(runs[0]) == 3
+    assert runs[0] == runs[1]
+
+
+def test_other_seed_gives_other_loss_trajectory(tmp_path: Path) -> None:
+    model, pretrain, trainer = small_model_configs(epochs=2)
+    CroSSL(model, pretrain, trainer).fit(synthetic_arrays(), run_dir=tmp_path / "a")
+    pretrain.seed = 1
+    CroSSL(model, pretrain, trainer).fit(synthetic_arrays(), run_dir=tmp_path / "b")
+    assert epoch_losses(tmp_path / "a") != epoch_losses(tmp_path / "b")
+
+
+def test_fit_writes_last_and_best_checkpoints(tmp_path: Path) -> None:
+    CroSSL(*small_model_configs(epochs=2)).fit(synthetic_arrays(), run_dir=tmp_path)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_resume_continues_to_the_same_weights(tmp_path: Path) -> None:
+    model, pretrain, trainer = small_model_configs(epochs=4)
+    straight = CroSSL(model, pretrain, trainer).fit(synthetic_arrays(), run_dir=tmp_path / "straight")
+    pretrain_short = type(pretrain)(**{**pretrain.__dict__, "epochs": 2})
+    CroSSL(type(model)(**model.__dict__), pretrain_short, trainer).fit(synthetic_arrays(), run_dir=tmp_path / "split")
+    resumed = CroSSL(type(model)(**model.__dict__), pretrain, trainer).fit(
+        synthetic_arrays(), run_dir=tmp_path / "split", resume=True)
+    for (name, a), b in zip(straight.backbone.state_dict().items(), resumed.backbone.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=f"parameter {name} differs after resume")
+
+
+def test_resume_from_checkpoint_of_another_config_is_an_error(tmp_path: Path) -> None:
+    CroSSL(*small_model_configs(epochs=1)).fit(synthetic_arrays(), run_dir=tmp_path)
+    model, pretrain, trainer = small_model_configs(epochs=2)
+    model.dim = 24
+    with pytest.raises(CrosslError, match="another model config"):
+        CroSSL(model, pretrain, trainer).fit(synthetic_arrays(), run_dir=tmp_path, resume=True)
+
+
+def test_batch_sampler_with_budget_yields_that_many_full_batches() -> None:
+    sampler = IndexBatchSampler(10, 4, shuffle=True, seed=0, num_batches=7)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 7
+    assert all(1 <= len(b) <= 4 for b in batches)
+    assert sorted(torch.cat(batches[:3]).tolist()) == list(range(10))
+
+
+def test_batch_sampler_reshuffles_per_epoch() -> None:
+    sampler = IndexBatchSampler(50, 50, shuffle=True, seed=0)
+    first = next(iter(sampler)).tolist()
+    sampler.set_epoch(1)
+    assert next(iter(sampler)).tolist() != first
