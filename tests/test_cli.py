@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crossl.cli import main
@@ -87,9 +88,10 @@ def test_bad_option_is_one_line_exit_2_and_no_output(args: list[str], expected: 
                                                       crossl_home: Path) -> None:
     result = run_cli("demo", "--quick", "--out", "run", *args, cwd=tmp_path, home=crossl_home)
     assert result.returncode == 2
-    assert expected in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
-    assert not (tmp_path / "run").exists()
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("crossl: error: ") and expected in last_line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.incomplete").exists()
 
 
 def test_unknown_dataset_is_one_line_exit_2(tmp_path: Path, crossl_home: Path) -> None:
@@ -121,3 +123,49 @@ def test_interrupted_run_must_be_resumed_with_the_same_config(tmp_path: Path, cr
     assert plain.returncode == 2 and "--resume" in plain.stderr
     resumed = run_cli("demo", "--quick", "--out", "run", "--resume", cwd=tmp_path, home=crossl_home)
     assert resumed.returncode == 2 and "another config" in resumed.stderr
+
+
+def prepared_dataset(directory: Path, class_2_only_in_test: bool = False) -> Path:
+    """A small prepared dataset directory with a published split in its metadata."""
+    from conftest import synthetic_arrays
+
+    from crossl.data.container import DatasetMeta, WindowSet
+
+    arrays = synthetic_arrays(n=60)
+    subjects = np.arange(60) % 6
+    labels = np.arange(60) % 3
+    if class_2_only_in_test:
+        labels = np.where(subjects == 5, 2, labels % 2)
+    meta = DatasetMeta(
+        name="toy", modality_names=("acc", "ecg"),
+        channel_names={"acc": ("x", "y", "z"), "ecg": ("ecg",)}, sampling_rates={"acc": 25.0, "ecg": 50.0},
+        class_names=("a", "b", "c"), extra={"default_split": {"train": [0, 1, 2, 3], "val": [4], "test": [5]}},
+    )
+    WindowSet(arrays, np.ones((60, 2), bool), labels, subjects, meta).save(directory)
+    return directory
+
+
+def test_pretrain_on_a_prepared_directory_writes_linear_results(tmp_path: Path, crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy")
+    result = run_cli("pretrain", "--data", str(data), "--out", "run", "--epochs", "1", "--batch-size", "16",
+                     "--fractions", "0.5,1", "--seeds", "0", "--no-progress", cwd=tmp_path, home=crossl_home)
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {(r["protocol"], r["label_fraction"]) for r in records} == {("linear", 0.5), ("linear", 1.0)}
+
+
+def test_nan_in_a_prepared_directory_is_one_line_exit_2(tmp_path: Path, crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy")
+    acc = np.load(data / "modality_0.npy")
+    acc[3, 0, 0] = np.nan
+    np.save(data / "modality_0.npy", acc)
+    result = run_cli("pretrain", "--data", str(data), "--out", "run", cwd=tmp_path, home=crossl_home)
+    assert result.returncode == 2 and "NaN or inf" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_missing_from_training_split_is_one_line_exit_2(tmp_path: Path, crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy", class_2_only_in_test=True)
+    result = run_cli("pretrain", "--data", str(data), "--out", "run", cwd=tmp_path, home=crossl_home)
+    assert result.returncode == 2 and "class(es) [2] have no labeled window" in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.incomplete").exists()

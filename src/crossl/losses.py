@@ -43,8 +43,12 @@ def covariance_term(z: torch.Tensor) -> torch.Tensor:
 
 
 def vicreg_terms(z_a: torch.Tensor, z_b: torch.Tensor, eps: float = 1e-4) -> VICRegTerms:
-    """The three unweighted terms; variance averaged and covariance summed over the two views."""
+    """The three unweighted terms; variance averaged and covariance summed over the two views.
+
+    Computed in float32 at least: under bf16 autocast the covariance of a bf16 batch is too coarse.
+    """
     _check_embeddings(z_a, z_b)
+    z_a, z_b = _at_least_float32(z_a), _at_least_float32(z_b)
     return VICRegTerms(
         invariance=invariance_term(z_a, z_b),
         variance=0.5 * (variance_term(z_a, eps) + variance_term(z_b, eps)),
@@ -63,6 +67,10 @@ def vicreg_loss(
     """Weighted VICReg loss of two ``(batch, dim)`` embeddings (defaults: the authors' release)."""
     terms = vicreg_terms(z_a, z_b, eps)
     return sim_weight * terms.invariance + var_weight * terms.variance + cov_weight * terms.covariance
+
+
+def _at_least_float32(z: torch.Tensor) -> torch.Tensor:
+    return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
 
 
 def _check_embeddings(z_a: torch.Tensor, z_b: torch.Tensor) -> None:
@@ -100,12 +108,15 @@ class VICRegLoss(nn.Module):
         self.gather_distributed = gather_distributed
 
     def terms(self, z_a: torch.Tensor, z_b: torch.Tensor) -> VICRegTerms:
+        z_a, z_b = _at_least_float32(z_a), _at_least_float32(z_b)
         local_invariance = invariance_term(z_a, z_b)
         if self.gather_distributed:
             z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)
         full = vicreg_terms(z_a, z_b, self.eps)
         return full._replace(invariance=local_invariance)
 
-    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        t = self.terms(z_a, z_b)
+    def weighted(self, t: VICRegTerms) -> torch.Tensor:
         return self.sim_weight * t.invariance + self.var_weight * t.variance + self.cov_weight * t.covariance
+
+    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        return self.weighted(self.terms(z_a, z_b))

@@ -137,16 +137,19 @@ def finish_evaluation(run: RunDirectory, records: list[dict[str, Any]], config: 
 
 
 def run_pretrain(dataset: str, out: str | Path, config: RunConfig, resume: bool = False) -> Path:
-    """``crossl pretrain``: split, pretrain, export the model, write the loss plot and report."""
+    """``crossl pretrain``: split, pretrain, export the model; then a quick ``linear`` readout
+    (frozen features, logistic regression) at the configured label fractions and seeds."""
+    config.evaluation.protocols = ("linear",)
     config.validate()
     windows = load_dataset(dataset)
     split = default_split(windows, config.pretrain.seed)
+    subsets = label_subsets(windows, split, config)
     run = RunDirectory.open(out, config, resume)
     save_split(run, split)
-    pretrain_stage(windows, split, config, run, resume)
-    write_report(run.path("report.md"), [], config, windows, split, f"crossl pretrain --data {dataset}",
-                 has_loss_plot=True)
-    return run.finish()
+    save_label_subsets(run, subsets)
+    model = pretrain_stage(windows, split, config, run, resume)
+    records = evaluate_stage(windows, split, subsets, model, config, run)
+    return finish_evaluation(run, records, config, windows, split, f"crossl pretrain --data {dataset}")
 
 
 def run_evaluate(pretrained_run: str | Path | None, dataset: str, out: str | Path, config: RunConfig,

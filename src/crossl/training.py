@@ -133,9 +133,7 @@ class PretrainModule(L.LightningModule):
         ]
         z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
         terms = self.loss.terms(z_a, z_b)
-        loss = (self.config.sim_weight * terms.invariance + self.config.var_weight * terms.variance
-                + self.config.cov_weight * terms.covariance)
-        return {"loss": loss, "invariance": terms.invariance, "variance": terms.variance,
+        return {"loss": self.loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
                 "covariance": terms.covariance, "z_std": z_a.detach().float().std(dim=0).mean()}
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:

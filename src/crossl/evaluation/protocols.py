@@ -89,7 +89,7 @@ def run_protocol(
                                 {"features": test_x, "labels": test["labels"]}, config, trainer_config, seed)
     if protocol == "finetune":
         assert pretrained is not None
-        backbone = copy.deepcopy(pretrained)
+        backbone = copy.deepcopy(pretrained).train()
     else:
         backbone = CrossModalBackbone(model_config)
     head = mlp_head(backbone.feature_dim(config.head_input), num_classes)

@@ -1,0 +1,468 @@
+"""Speed of CroSSL pretraining and embedding, against a plain PyTorch reference, in one process.
+
+What is measured
+----------------
+For every (shape, batch, precision, mode, implementation) the script builds a fresh model with the
+paper's architecture (D=96 per-modality TCN encoders, kernels 24/16/8, dropout 0.1, MLP aggregator
+flatten -> 64 -> 32 -> 32 -> LayerNorm) on random windows with every modality present, and times:
+
+- ``pretrain``: one CroSSL step, as ``PretrainModule._shared_step`` does it, plus the update. Train
+  mode (dropout on): embed every modality once; draw two "modality" keep-masks (ratio 0.5) from a
+  seeded ``torch.Generator``; aggregate each view; VICReg 10/10/100; backward; Adam step.
+- ``embed``: forward-only features (eval mode, ``torch.no_grad()``): ``backbone.features``.
+
+Implementations: ``crossl`` is the package's ``CrossModalBackbone`` with ``draw_keep_mask`` and
+``vicreg_loss``; ``reference`` is the same model written out here in eager PyTorch (one encoder
+module per modality in a Python loop). Both run in the same process, so their ratio is comparable.
+
+How
+---
+``--warmup`` untimed steps, then ``--repeats`` timed ones; windows/s = batch / median step time.
+Each pretraining step is split into phases (encoders forward, masking + aggregator forward, loss
+forward, backward, optimiser step) with ``time.perf_counter``; on CUDA the device is synchronised
+at every phase boundary so each phase is charged its own kernels. ``bf16-mixed`` wraps the forward
+(loss included) in ``torch.autocast(device, dtype=torch.bfloat16)``, as Lightning does.
+
+Model FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one extra untimed step
+(forward and backward for ``pretrain``, the forward for ``embed``), so they count the matmuls and
+convolutions of the model as configured; elementwise work (norms, activations, Adam) counts zero.
+The peak is the median FLOP/s of fp32 ``torch.mm`` of 2048 x 2048 matrices on the same device and
+threads, and MFU = windows/s * FLOPs per window / peak (against the fp32 peak for bf16 too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import resource
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from crossl.config import ModelConfig
+from crossl.losses import vicreg_loss
+from crossl.masking import draw_keep_mask
+from crossl.models.backbone import CrossModalBackbone
+
+#: Dataset shapes: modality -> (time steps, channels) of one window.
+SHAPES: dict[str, dict[str, tuple[int, int]]] = {
+    "hapt": {"acc": (128, 3), "gyro": (128, 3)},
+    "pamap2": {f"{site}_{sensor}": (512, 3) for site in ("hand", "ankle", "chest") for sensor in ("acc", "gyro")},
+    "wesad": {"ecg": (1000, 1), "emg": (1000, 1), "eda": (1000, 1)},
+    "sleepedf": {"eeg_fpz_cz": (3000, 1), "eeg_pz_oz": (3000, 1), "eog": (3000, 1), "emg": (30, 1)},
+}
+IMPLEMENTATIONS = ("crossl", "reference")
+PRECISIONS = ("32", "bf16-mixed")
+MODES = ("pretrain", "embed")
+PHASES = ("encoders", "mask_aggregate", "loss", "backward", "optimizer")
+PHASE_LABELS = ("enc", "mask+agg", "loss", "bwd", "opt")
+
+DIM = 96
+KERNEL_SIZES = (24, 16, 8)
+DROPOUT = 0.1
+AGGREGATOR_WIDTHS = (64, 32)
+OUT_DIM = 32
+MASK_RATIO = 0.5
+SIM_WEIGHT, VAR_WEIGHT, COV_WEIGHT = 10.0, 10.0, 100.0
+VARIANCE_EPS = 1e-4
+LEARNING_RATE = 1e-3
+PEAK_MATMUL_SIZE = 2048
+
+
+@dataclass
+class Batch:
+    """Random windows ``{modality: (batch, T_m, C_m)}`` and an all-True ``presence (batch, modalities)``."""
+
+    inputs: dict[str, torch.Tensor]
+    presence: torch.Tensor
+
+
+def random_batch(shape: Mapping[str, tuple[int, int]], size: int, device: torch.device) -> Batch:
+    generator = torch.Generator().manual_seed(0)
+    inputs = {m: torch.randn((size, t, c), generator=generator).to(device) for m, (t, c) in shape.items()}
+    return Batch(inputs, torch.ones((size, len(shape)), dtype=torch.bool, device=device))
+
+
+class BenchModel(nn.Module):
+    """The four pieces of a step that an implementation provides; the step itself is shared."""
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Modality embeddings ``(batch, modalities, dim)``."""
+        raise NotImplementedError
+
+    def two_views(self, q: torch.Tensor, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two masked views of ``q``, each aggregated to ``(batch, out_dim)``."""
+        raise NotImplementedError
+
+    def loss(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        """Unmasked downstream features ``(batch, out_dim)``."""
+        raise NotImplementedError
+
+
+class CrosslModel(BenchModel):
+    """The package's backbone, masks and loss, called as ``PretrainModule._shared_step`` calls them."""
+
+    def __init__(self, channels: Mapping[str, int]) -> None:
+        super().__init__()
+        config = ModelConfig(modality_channels=dict(channels), dim=DIM, kernel_sizes=KERNEL_SIZES,
+                             dropout=DROPOUT, aggregator="mlp", out_dim=OUT_DIM)
+        self.backbone = CrossModalBackbone(config)
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        return self.backbone.embed(batch.inputs)
+
+    def two_views(self, q: torch.Tensor, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        b, m, d = q.shape
+        masks = [draw_keep_mask((b, m, d), "modality", MASK_RATIO, generator, batch.presence, q.device)
+                 for _ in range(2)]
+        return self.backbone.aggregate(q, masks[0]), self.backbone.aggregate(q, masks[1])
+
+    def loss(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        return vicreg_loss(z_a, z_b, SIM_WEIGHT, VAR_WEIGHT, COV_WEIGHT, VARIANCE_EPS)
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        return self.backbone.features(batch.inputs, batch.presence)
+
+
+class ReferenceEncoder(nn.Module):
+    """Three blocks of Conv1d ('same') -> LayerNorm over channels -> PReLU -> Dropout, then mean over time."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        widths = (in_channels, DIM // 4, DIM // 2, DIM)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(widths[i], widths[i + 1], k, padding="same") for i, k in enumerate(KERNEL_SIZES)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(w, eps=1e-3) for w in widths[1:])
+        self.acts = nn.ModuleList(nn.PReLU(w, init=0.0) for w in widths[1:])
+        self.dropout = nn.Dropout(DROPOUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.transpose(1, 2)  # (B, C, T)
+        for conv, norm, act in zip(self.convs, self.norms, self.acts, strict=True):
+            h = conv(h)
+            h = norm(h.transpose(1, 2)).transpose(1, 2)
+            h = self.dropout(act(h))
+        return h.mean(dim=2)
+
+
+class ReferenceModel(BenchModel):
+    """The paper's model in plain eager PyTorch; every modality is present in benchmark batches."""
+
+    def __init__(self, channels: Mapping[str, int]) -> None:
+        super().__init__()
+        self.names = tuple(channels)
+        self.encoders = nn.ModuleList(ReferenceEncoder(c) for c in channels.values())
+        hidden, mid = AGGREGATOR_WIDTHS
+        self.aggregator = nn.Sequential(
+            nn.Flatten(), nn.Linear(len(self.names) * DIM, hidden), nn.ReLU(), nn.Linear(hidden, mid), nn.ReLU(),
+            nn.Linear(mid, OUT_DIM), nn.LayerNorm(OUT_DIM),
+        )
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        return torch.stack([enc(batch.inputs[m]) for m, enc in zip(self.names, self.encoders, strict=True)], dim=1)
+
+    def two_views(self, q: torch.Tensor, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        masks = [reference_keep(q.shape[0], q.shape[1], generator).to(q.device, q.dtype) for _ in range(2)]
+        return self.aggregator(q * masks[0]), self.aggregator(q * masks[1])
+
+    def loss(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        return reference_vicreg(z_a, z_b)
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        return self.aggregator(self.embed(batch))
+
+
+def reference_keep(batch: int, modalities: int, generator: torch.Generator) -> torch.Tensor:
+    """Bool ``(batch, modalities, 1)``: each modality kept with probability 1 - ratio, at least one per row."""
+    keep = torch.rand((batch, modalities), generator=generator) >= MASK_RATIO
+    empty = ~keep.any(dim=1, keepdim=True)
+    rescue = F.one_hot(torch.randint(modalities, (batch,), generator=generator), modalities).bool()
+    return (keep | (rescue & empty))[:, :, None]
+
+
+def reference_vicreg(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    def std_penalty(z: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 - torch.sqrt(z.var(dim=0) + VARIANCE_EPS)).mean()
+
+    def covariance_penalty(z: torch.Tensor) -> torch.Tensor:
+        centered = z - z.mean(dim=0)
+        cov = centered.T @ centered / (z.shape[0] - 1)
+        return (cov.pow(2).sum() - cov.diagonal().pow(2).sum()) / z.shape[1]
+
+    return (SIM_WEIGHT * F.mse_loss(z_a, z_b)
+            + VAR_WEIGHT * 0.5 * (std_penalty(z_a) + std_penalty(z_b))
+            + COV_WEIGHT * (covariance_penalty(z_a) + covariance_penalty(z_b)))
+
+
+def build_model(implementation: str, shape: Mapping[str, tuple[int, int]]) -> BenchModel:
+    channels = {m: c for m, (_, c) in shape.items()}
+    return CrosslModel(channels) if implementation == "crossl" else ReferenceModel(channels)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PhaseClock:
+    """Wall time of consecutive named phases, the device synchronised at every boundary."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+        synchronize(device)
+        self._last = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[phase] = now - self._last
+        self._last = now
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def forward_backward(model: BenchModel, batch: Batch, step: int, precision: str, clock: PhaseClock) -> None:
+    generator = torch.Generator().manual_seed(step)  # one seeded mask generator per step, as in training
+    with autocast(clock.device, precision):
+        q = model.embed(batch)
+        clock.mark("encoders")
+        z_a, z_b = model.two_views(q, batch, generator)
+        clock.mark("mask_aggregate")
+        loss = model.loss(z_a, z_b)
+        clock.mark("loss")
+    loss.backward()
+    clock.mark("backward")
+
+
+def train_step(model: BenchModel, batch: Batch, optimizer: torch.optim.Optimizer, step: int,
+               precision: str) -> dict[str, float]:
+    """Seconds per phase of one pretraining step."""
+    clock = PhaseClock(batch.presence.device)
+    forward_backward(model, batch, step, precision, clock)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    clock.mark("optimizer")
+    return clock.seconds
+
+
+@dataclass
+class Measurement:
+    step_seconds: list[float]
+    flops_per_step: int
+    #: Fraction of the timed steps' total spent in each phase; None where phases are not split.
+    time_share: dict[str, float] | None
+
+
+def measure_pretrain(model: BenchModel, batch: Batch, precision: str, repeats: int, warmup: int) -> Measurement:
+    device = batch.presence.device
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    flops = count_flops(lambda: forward_backward(model, batch, 0, precision, PhaseClock(device)))
+    optimizer.zero_grad(set_to_none=True)
+    steps = [train_step(model, batch, optimizer, i, precision) for i in range(warmup + repeats)][warmup:]
+    totals = {p: sum(s[p] for s in steps) for p in PHASES}
+    grand_total = sum(totals.values())
+    return Measurement([sum(s.values()) for s in steps], flops, {p: t / grand_total for p, t in totals.items()})
+
+
+def measure_embed(model: BenchModel, batch: Batch, precision: str, repeats: int, warmup: int) -> Measurement:
+    device = batch.presence.device
+    model.eval()
+    with torch.no_grad(), autocast(device, precision):
+        flops = count_flops(lambda: model.features(batch))
+        seconds = [timed(lambda: model.features(batch), device) for _ in range(warmup + repeats)][warmup:]
+    return Measurement(seconds, flops, None)
+
+
+def matmul_peak_flops(device: torch.device, repeats: int) -> float:
+    """Median fp32 FLOP/s of ``torch.mm`` on square matrices of ``PEAK_MATMUL_SIZE``."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn((PEAK_MATMUL_SIZE, PEAK_MATMUL_SIZE), generator=generator).to(device) for _ in range(2))
+    timed(lambda: torch.mm(a, b), device)  # warm-up
+    seconds = statistics.median(timed(lambda: torch.mm(a, b), device) for _ in range(repeats))
+    return 2 * PEAK_MATMUL_SIZE**3 / seconds
+
+
+def cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "unknown"
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    return {
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Record:
+    mode: str
+    implementation: str
+    shape: str
+    batch: int
+    precision: str
+    windows_per_s: float
+    median_step_s: float
+    model_flops_per_window: float
+    peak_flops: float
+    mfu: float
+    peak_rss_mb: float
+    time_share: dict[str, float] | None
+    speedup_vs_reference: float | None
+    repeats: int
+    warmup: int
+    machine: dict[str, Any]
+
+
+def benchmark(mode: str, implementation: str, shape: str, batch_size: int, precision: str,
+              args: argparse.Namespace, peak: float, machine: dict[str, Any]) -> Record:
+    torch.manual_seed(0)  # same initial weights and dropout draws for every configuration
+    model = build_model(implementation, SHAPES[shape]).to(args.device)
+    batch = random_batch(SHAPES[shape], batch_size, args.device)
+    measure = measure_pretrain if mode == "pretrain" else measure_embed
+    result = measure(model, batch, precision, args.repeats, args.warmup)
+    step = statistics.median(result.step_seconds)
+    windows_per_s = batch_size / step
+    flops_per_window = result.flops_per_step / batch_size
+    return Record(mode, implementation, shape, batch_size, precision, windows_per_s, step, flops_per_window, peak,
+                  windows_per_s * flops_per_window / peak, peak_rss_mb(), result.time_share, None,
+                  args.repeats, args.warmup, machine)
+
+
+def with_speedups(records: list[Record]) -> list[Record]:
+    """Set ``speedup_vs_reference`` on the crossl records of one configuration when a reference ran."""
+    reference = next((r for r in records if r.implementation == "reference"), None)
+    if reference is not None:
+        for r in records:
+            if r.implementation == "crossl":
+                r.speedup_vs_reference = r.windows_per_s / reference.windows_per_s
+    return records
+
+
+COLUMNS = (("mode", 8), ("impl", 9), ("shape", 8), ("batch", 5), ("precision", 10), ("win/s", 9), ("MFLOP/win", 9),
+           ("MFU%", 6), ("RSS MB", 7), ("vs ref", 6), *((label, 8) for label in PHASE_LABELS))
+
+
+def table_row(cells: Sequence[str]) -> str:
+    return "  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, COLUMNS, strict=True))
+
+
+def format_record(r: Record) -> str:
+    shares = [f"{100 * r.time_share[p]:.0f}%" if r.time_share else "-" for p in PHASES]
+    speedup = f"{r.speedup_vs_reference:.2f}x" if r.speedup_vs_reference is not None else "-"
+    return table_row([r.mode, r.implementation, r.shape, str(r.batch), r.precision, f"{r.windows_per_s:.1f}",
+                      f"{r.model_flops_per_window / 1e6:.1f}", f"{100 * r.mfu:.2f}", f"{r.peak_rss_mb:.0f}",
+                      speedup, *shares])
+
+
+def comma_list(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [s.strip() for s in text.split(",") if s.strip()]
+        unknown = [s for s in items if s not in allowed]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"{text!r}: use a comma-separated subset of {list(allowed)}")
+        return items
+
+    return parse
+
+
+def batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: batch sizes must be comma-separated integers") from exc
+    if min(sizes) < 2:
+        raise argparse.ArgumentTypeError("every batch size must be at least 2 (VICReg's variance over the batch)")
+    return sizes
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", type=comma_list(tuple(SHAPES)), default=list(SHAPES))
+    parser.add_argument("--batch", type=batch_sizes, default=[64, 256])
+    parser.add_argument("--precision", type=comma_list(PRECISIONS), default=list(PRECISIONS))
+    parser.add_argument("--impl", type=comma_list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
+    parser.add_argument("--modes", type=comma_list(MODES), default=list(MODES))
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per configuration (median taken)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--json", type=Path, default=None, help="write the records here as a JSON list")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be at least 1 and --warmup at least 0")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available to this torch build")
+    args.device = torch.device(args.device)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    # The reference's Conv1d(padding="same") pads even kernels by a copy, as crossl's ConstantPad1d does.
+    warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    machine = machine_info(args.device)
+    peak = matmul_peak_flops(args.device, args.repeats)
+    print(f"{machine['cpu']} | {machine['device']} | {machine['threads']} threads | torch {machine['torch']} | "
+          f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+    print(table_row([name for name, _ in COLUMNS]))
+    records: list[Record] = []
+    for shape, batch_size, precision, mode in itertools.product(args.shapes, args.batch, args.precision, args.modes):
+        group = with_speedups([benchmark(mode, impl, shape, batch_size, precision, args, peak, machine)
+                               for impl in args.impl])
+        for r in group:
+            print(format_record(r), flush=True)
+        records += group
+        if args.json is not None:  # rewritten after every configuration: a run cut short keeps its rows
+            args.json.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
