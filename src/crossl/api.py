@@ -118,8 +118,12 @@ class CroSSL:
         train_loader = batch_loader(train, cfg.batch_size, shuffle=True, drop_last=drop_last, seed=cfg.seed)
         val_loader = None
         if val is not None and len(val) >= 2:
-            val_loader = batch_loader(window_tensors(normalize(self.as_windows(val), self.stats)),
-                                      cfg.batch_size, shuffle=False)
+            # Windows are stored recording by recording: in stored order a batch would hold one
+            # subject doing one thing, and VICReg's batch statistics would measure that. One fixed
+            # shuffle gives representative batches, the same every epoch.
+            order = np.random.default_rng(cfg.seed).permutation(len(val))
+            val_loader = batch_loader(window_tensors(normalize(self.as_windows(val), self.stats), order),
+                                      cfg.batch_size, shuffle=False, drop_last=len(val) > cfg.batch_size)
         root = Path(run_dir) if run_dir is not None else None
         callbacks: list[L.Callback] = []
         ckpt_path = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ class PretrainConfig:
     the same epochs) and batch 32 (noisier covariance) in frozen-feature probes (docs/design.md).
     """
 
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -53,20 +54,27 @@ class PretrainConfig:
 class EvalConfig:
     """Downstream label-efficiency evaluation.
 
-    Every trainable protocol gets the same fixed budget of optimiser steps and is evaluated at its
-    last step: no model selection on labels beyond the labeled subset.
+    Every trainable protocol gets the same budget of optimiser steps, ``max(steps, epochs passes
+    over the labeled windows)``, and is evaluated at its last step: no model selection on labels
+    beyond the labeled subset.
     """
 
     protocols: tuple[str, ...] = ("linear", "finetune", "supervised")
     label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 300
+    epochs: int = 6
     batch_size: int = 64
     lr: float = 1e-3
     #: Fine-tuning's backbone learning rate as a fraction of ``lr`` (the head always gets ``lr``).
     backbone_lr_scale: float = 1.0
     #: Features the head reads: "aggregator" (the paper's figure) or "concat" (the release's default).
     head_input: str = "aggregator"
+
+
+def step_budget(config: EvalConfig, num_labeled: int) -> int:
+    """Optimiser steps of a trainable protocol on ``num_labeled`` windows."""
+    return max(config.steps, config.epochs * math.ceil(num_labeled / config.batch_size))
 
 
 @dataclass

@@ -28,5 +28,6 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 2) -> None:
+    """``indent=None`` for files of long index lists, which one line each would blow up."""
+    write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")

@@ -43,7 +43,7 @@ def load_split(run_dir: Path) -> Split:
 
 
 def save_split(run: RunDirectory, split: Split) -> None:
-    write_json_atomic(run.path(SPLIT_FILE), split.to_json())
+    write_json_atomic(run.path(SPLIT_FILE), split.to_json(), indent=None)
 
 
 def pretrain_stage(windows: WindowSet, split: Split, config: RunConfig, run: RunDirectory, resume: bool) -> CroSSL:
@@ -85,7 +85,7 @@ def save_label_subsets(run: RunDirectory, subsets: LabelSubsets) -> None:
     write_json_atomic(run.path(SUBSETS_FILE), {
         "pool": "train", "note": "window indices into the dataset, per seed and label fraction",
         "subsets": {str(s): {str(f): idx.tolist() for f, idx in by_f.items()} for s, by_f in subsets.items()},
-    })
+    }, indent=None)
 
 
 def evaluate_stage(windows: WindowSet, split: Split, subsets: LabelSubsets, model: CroSSL | None,
@@ -179,6 +179,7 @@ def demo_config(quick: bool) -> RunConfig:
     if quick:
         config.pretrain.epochs = 2
         config.evaluation.steps = 20
+        config.evaluation.epochs = 0
         config.evaluation.seeds = (0,)
     return config
 

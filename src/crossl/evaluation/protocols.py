@@ -5,7 +5,8 @@
 - ``finetune``: the pretrained backbone and an MLP head, everything trainable;
 - ``supervised``: the same backbone and head from random initialisation (the baseline).
 
-Trainable protocols run a fixed budget of optimiser steps and are scored at their last step.
+Trainable protocols run a fixed budget of optimiser steps (:func:`crossl.config.step_budget`) and
+are scored at their last step.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from crossl.config import EvalConfig, ModelConfig, TrainerConfig
+from crossl.config import EvalConfig, ModelConfig, TrainerConfig, step_budget
 from crossl.models.backbone import CrossModalBackbone
 from crossl.models.heads import mlp_head
 from crossl.training import Batch, ClassifierModule, batch_loader, build_trainer, gather_batch
@@ -51,10 +52,10 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
 
 def train_classifier(module: ClassifierModule, labeled: Batch, test: Batch, config: EvalConfig,
                      trainer_config: TrainerConfig, seed: int) -> np.ndarray:
-    """Train ``module`` for ``config.steps`` steps on ``labeled``; return predictions on ``test``."""
-    trainer = build_trainer(trainer_config, None, max_epochs=1, max_steps=config.steps, progress=False,
-                            validate=False)
-    loader = batch_loader(labeled, config.batch_size, shuffle=True, seed=seed, num_batches=config.steps)
+    """Train ``module`` for ``module.total_steps`` steps on ``labeled``; return predictions on ``test``."""
+    steps = module.total_steps
+    trainer = build_trainer(trainer_config, None, max_epochs=1, max_steps=steps, progress=False, validate=False)
+    loader = batch_loader(labeled, config.batch_size, shuffle=True, seed=seed, num_batches=steps)
     trainer.fit(module, train_dataloaders=loader)
     predictions = trainer.predict(module, batch_loader(test, 1024, shuffle=False))
     return torch.cat(predictions).cpu().numpy()  # type: ignore[arg-type]
@@ -78,13 +79,14 @@ def run_protocol(
     ``frozen_features``: ``(labeled_features, test_features)`` for ``linear`` and ``mlp``.
     """
     L.seed_everything(seed, workers=False, verbose=False)
+    steps = step_budget(config, int(labeled["labels"].shape[0]))
     if protocol in ("linear", "mlp"):
         assert frozen_features is not None
         train_x, test_x = frozen_features
         if protocol == "linear":
             return linear_probe(train_x.numpy(), labeled["labels"].numpy(), test_x.numpy(), seed)
         head = mlp_head(train_x.shape[1], num_classes)
-        module = ClassifierModule(head, backbone=None, lr=config.lr, total_steps=config.steps)
+        module = ClassifierModule(head, backbone=None, lr=config.lr, total_steps=steps)
         return train_classifier(module, {"features": train_x, "labels": labeled["labels"]},
                                 {"features": test_x, "labels": test["labels"]}, config, trainer_config, seed)
     if protocol == "finetune":
@@ -95,5 +97,5 @@ def run_protocol(
     head = mlp_head(backbone.feature_dim(config.head_input), num_classes)
     scale = config.backbone_lr_scale if protocol == "finetune" else 1.0
     module = ClassifierModule(head, backbone, source=config.head_input, train_backbone=True, lr=config.lr,
-                              backbone_lr_scale=scale, total_steps=config.steps)
+                              backbone_lr_scale=scale, total_steps=steps)
     return train_classifier(module, labeled, test, config, trainer_config, seed)
