@@ -169,3 +169,22 @@ def test_class_missing_from_training_split_is_one_line_exit_2(tmp_path: Path, cr
     result = run_cli("pretrain", "--data", str(data), "--out", "run", cwd=tmp_path, home=crossl_home)
     assert result.returncode == 2 and "class(es) [2] have no labeled window" in result.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.incomplete").exists()
+
+
+def test_a_run_in_use_by_another_process_is_refused(tmp_path: Path) -> None:
+    from crossl.config import RunConfig
+    from crossl.errors import CrosslError
+    from crossl.run import RunDirectory
+
+    (tmp_path / "run.incomplete").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from crossl.config import RunConfig; from crossl.run import RunDirectory; "
+        f"run = RunDirectory.open({str(tmp_path / 'run')!r}, RunConfig(), resume=True); print('locked', flush=True); "
+        "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(CrosslError, match="in use by another crossl process"):
+            RunDirectory.open(tmp_path / "run", RunConfig(), resume=True)
+    finally:
+        holder.kill()
+        holder.wait()

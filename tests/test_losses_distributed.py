@@ -44,6 +44,7 @@ def worker(rank: int, port: int, out_dir: str) -> None:
             tensor /= WORLD
         if rank == 0:
             torch.save({"loss": loss, "grads": grads}, Path(out_dir) / "ddp.pt")
+        dist.barrier()  # no rank tears gloo down while another still uses it
     finally:
         dist.destroy_process_group()
 

@@ -6,10 +6,11 @@ with its checkpoints and finished results; ``--resume`` continues it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from crossl.config import RunConfig
 from crossl.errors import CrosslError
@@ -23,6 +24,16 @@ class RunDirectory:
     def __init__(self, final: Path) -> None:
         self.final = final
         self.work = final.with_name(final.name + ".incomplete")
+        self._lock: IO[str] | None = None
+
+    def _acquire(self) -> None:
+        """Hold an exclusive lock on the run for this process's lifetime: two processes writing
+        one run would interleave checkpoints and results."""
+        self._lock = open(self.work / ".lock", "w")  # noqa: SIM115 - held until the process ends
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise CrosslError(f"{self.work} is in use by another crossl process; wait for it or stop it") from exc
 
     @classmethod
     def open(cls, out: str | Path, config: RunConfig, resume: bool) -> RunDirectory:
@@ -38,6 +49,7 @@ class RunDirectory:
                 raise CrosslError(f"{run.work} was started with another config; resume with the same options, "
                                   "or start a new run with another --out")
         run.work.mkdir(parents=True, exist_ok=True)
+        run._acquire()
         config.save(run.work / CONFIG_FILE)
         return run
 
@@ -65,6 +77,7 @@ class RunDirectory:
 
     def finish(self) -> Path:
         (self.work / PARTIAL_RESULTS).unlink(missing_ok=True)
+        (self.work / ".lock").unlink(missing_ok=True)
         self.work.rename(self.final)
         return self.final
 
