@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -211,6 +212,6 @@ class CroSSL:
 
 
 def _plain_config(config: object) -> dict[str, object]:
-    from dataclasses import asdict
+    from crossl.config import _plain
 
-    return json.loads(json.dumps(asdict(config)))  # type: ignore[call-overload]
+    return _plain(asdict(config))  # type: ignore[call-overload, no-any-return]
