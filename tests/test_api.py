@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import small_model_configs, synthetic_arrays
 
 from crossl.api import CroSSL
@@ -87,3 +88,30 @@ def test_inf_in_training_data_is_rejected() -> None:
     arrays["acc"][3, 0, 0] = np.inf
     with pytest.raises(CrosslError, match="NaN or inf"):
         CroSSL(*small_model_configs(epochs=1)).fit(arrays)
+
+
+def test_fit_on_memory_mapped_indices_equals_fit_on_an_in_memory_subset(tmp_path) -> None:
+    from crossl.data.container import WindowSet
+
+    arrays = synthetic_arrays(n=40, seed=6)
+    WindowSet.from_arrays(arrays).save(tmp_path / "set")
+    mapped = WindowSet.load(tmp_path / "set", mmap=True)
+    rows = np.arange(4, 36)
+    in_memory = CroSSL(*small_model_configs(epochs=1)).fit(mapped.subset(rows))
+    streamed = CroSSL(*small_model_configs(epochs=1)).fit(mapped, indices=rows)
+    for (name, a), b in zip(in_memory.backbone.state_dict().items(), streamed.backbone.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_max_steps_stops_pretraining_and_still_validates(tmp_path) -> None:
+    from dataclasses import replace
+
+    from crossl.data.container import WindowSet
+
+    model_config, pretrain, trainer = small_model_configs(epochs=5)
+    model = CroSSL(model_config, replace(pretrain, max_steps=2), trainer)
+    val = WindowSet.from_arrays(synthetic_arrays(n=20, seed=8))
+    model.fit(synthetic_arrays(n=48), val=val, run_dir=tmp_path)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 2
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file()  # monitored on val/loss: validation ran

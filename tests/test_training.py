@@ -36,6 +36,18 @@ def test_other_seed_gives_other_loss_trajectory(tmp_path: Path) -> None:
     assert epoch_losses(tmp_path / "a") != epoch_losses(tmp_path / "b")
 
 
+def test_compile_option_trains_with_fused_encoders_to_the_eager_trajectory(tmp_path: Path) -> None:
+    eager = CroSSL(*small_model_configs(epochs=2))
+    eager.fit(synthetic_arrays(), run_dir=tmp_path / "eager")
+    model, pretrain, trainer = small_model_configs(epochs=2)
+    trainer.compile = True
+    compiled = CroSSL(model, pretrain, trainer)
+    compiled.fit(synthetic_arrays(), run_dir=tmp_path / "compiled")
+    blocks = [m for m in compiled.backbone.modules() if hasattr(m, "fused")]
+    assert blocks and all(b.fused for b in blocks)
+    assert epoch_losses(tmp_path / "compiled") == pytest.approx(epoch_losses(tmp_path / "eager"), rel=1e-4)
+
+
 def test_fit_writes_last_and_best_checkpoints(tmp_path: Path) -> None:
     CroSSL(*small_model_configs(epochs=2)).fit(synthetic_arrays(), run_dir=tmp_path)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()

@@ -19,13 +19,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from crossl.config import ModelConfig, PretrainConfig, TrainerConfig, _build
+from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
-from crossl.data.splits import ChannelStats, fit_channel_stats, normalize
+from crossl.data.splits import ChannelStats, fit_channel_stats
+from crossl.distributed import leave_process_group, per_process_batch, placement
 from crossl.errors import CrosslError
 from crossl.evaluation.protocols import compute_features
 from crossl.io import write_atomic, write_json_atomic
 from crossl.models.backbone import FEATURE_SOURCES, CrossModalBackbone
-from crossl.training import PretrainModule, batch_loader, build_trainer, window_tensors
+from crossl.training import PretrainModule, batch_loader, build_trainer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -96,35 +98,48 @@ class CroSSL:
 
     # ---------------------------------------------------------------- training
     def fit(self, data: WindowSet | Mapping[str, np.ndarray], presence: np.ndarray | None = None,
-            val: WindowSet | None = None, run_dir: str | Path | None = None, resume: bool = False) -> CroSSL:
+            val: WindowSet | None = None, run_dir: str | Path | None = None, resume: bool = False,
+            indices: np.ndarray | None = None, val_indices: np.ndarray | None = None) -> CroSSL:
         """Fit normalisation on ``data`` and pretrain on it with Lightning.
 
+        ``indices`` / ``val_indices`` select the windows of ``data`` / ``val`` to use (default all):
+        a memory-mapped set is then read batch by batch, never copied whole into memory.
         ``run_dir`` keeps CSV logs and the ``last``/``best`` checkpoints (``checkpoints/``);
         ``resume=True`` continues from ``checkpoints/last.ckpt`` there.
+
+        With several devices or nodes (``TrainerConfig``, strategy ``ddp``) Lightning re-runs the
+        calling script once per extra device; every process returns the same trained model, and
+        the batch size is the global batch, split evenly across the processes.
         """
         windows = self.as_windows(data, presence)
+        train_rows = np.arange(len(windows)) if indices is None else np.asarray(indices, dtype=np.int64)
         channels = {m: c for m, (_, c) in windows.shapes.items()}
         if self.backbone is None:
             self.model_config.modality_channels = channels
         self._check_compatible(windows)
-        if len(windows) < 2:
+        if train_rows.size < 2:
             raise CrosslError("pretraining needs at least 2 windows")
         cfg = self.pretrain_config
+        place = placement(self.trainer_config)
+        per_process_batch(cfg.batch_size, place.world_size)
         L.seed_everything(cfg.seed, workers=False, verbose=False)
-        self.stats = fit_channel_stats(windows, np.arange(len(windows)))
+        self.stats = fit_channel_stats(windows, train_rows)
         self.backbone = CrossModalBackbone(self.model_config)
         module = PretrainModule(self.backbone, cfg)
-        train = window_tensors(normalize(windows, self.stats))
-        drop_last = len(windows) > cfg.batch_size
-        train_loader = batch_loader(train, cfg.batch_size, shuffle=True, drop_last=drop_last, seed=cfg.seed)
+        train = WindowBatches(windows, self.stats, train_rows)
+        drop_last = len(train) > cfg.batch_size
+        train_loader = batch_loader(train, cfg.batch_size, shuffle=True, drop_last=drop_last, seed=cfg.seed,
+                                    rank=place.rank, world_size=place.world_size)
         val_loader = None
-        if val is not None and len(val) >= 2:
+        val_rows = np.arange(len(val)) if val is not None and val_indices is None else np.asarray(val_indices)
+        if val is not None and val_rows.size >= 2:
             # Windows are stored recording by recording: in stored order a batch would hold one
             # subject doing one thing, and VICReg's batch statistics would measure that. One fixed
             # shuffle gives representative batches, the same every epoch.
-            order = np.random.default_rng(cfg.seed).permutation(len(val))
-            val_loader = batch_loader(window_tensors(normalize(self.as_windows(val), self.stats), order),
-                                      cfg.batch_size, shuffle=False, drop_last=len(val) > cfg.batch_size)
+            order = np.random.default_rng(cfg.seed).permutation(val_rows.size)
+            val_loader = batch_loader(WindowBatches(self.as_windows(val), self.stats, val_rows[order]),
+                                      cfg.batch_size, shuffle=False, drop_last=val_rows.size > cfg.batch_size,
+                                      rank=place.rank, world_size=place.world_size)
         root = Path(run_dir) if run_dir is not None else None
         callbacks: list[L.Callback] = []
         ckpt_path = None
@@ -138,8 +153,8 @@ class CroSSL:
             if resume and last.is_file():
                 ckpt_path = str(last)
         log_version = f"resumed-{len(list((root / 'logs').glob('resumed-*')))}" if ckpt_path and root else ""
-        trainer = build_trainer(self.trainer_config, root, max_epochs=cfg.epochs, callbacks=callbacks,
-                                log_version=log_version)
+        trainer = build_trainer(self.trainer_config, root, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
+                                callbacks=callbacks, log_version=log_version)
         try:
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
         except RuntimeError as exc:
@@ -147,6 +162,7 @@ class CroSSL:
                 raise CrosslError(f"checkpoint {ckpt_path} was written by another model config; "
                                   "resume with the config it was made with, or start a new run") from exc
             raise
+        leave_process_group()
         self.backbone.cpu().eval()
         return self
 
@@ -165,8 +181,8 @@ class CroSSL:
         backbone = self._require_fitted()
         if source not in FEATURE_SOURCES:
             raise CrosslError(f"unknown feature source '{source}'; use one of {list(FEATURE_SOURCES)}")
-        windows = normalize(self.as_windows(data, presence), self.stats)  # type: ignore[arg-type]
-        return compute_features(backbone, window_tensors(windows), source, batch_size).numpy()
+        windows = WindowBatches(self.as_windows(data, presence), self.stats)  # type: ignore[arg-type]
+        return compute_features(backbone, windows, source, batch_size).numpy()
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from crossl.config import RunConfig
@@ -33,7 +35,9 @@ def _strings(text: str) -> tuple[str, ...]:
 # (flag, config section, field, type, help)
 OPTIONS = [
     ("--epochs", "pretrain", "epochs", int, "pretraining epochs"),
-    ("--batch-size", "pretrain", "batch_size", int, "pretraining batch size"),
+    ("--max-steps", "pretrain", "max_steps", int, "stop pretraining after this many steps (-1: all epochs)"),
+    ("--batch-size", "pretrain", "batch_size", int,
+     "pretraining batch size: the global batch, split evenly across devices x nodes"),
     ("--lr", "pretrain", "lr", float, "pretraining learning rate"),
     ("--mask-strategy", "pretrain", "mask_strategy", str, "modality | random | feature | none"),
     ("--mask-ratio", "pretrain", "mask_ratio", float, "fraction of latent entries masked"),
@@ -46,7 +50,9 @@ OPTIONS = [
     ("--eval-epochs", "evaluation", "epochs", int, "least passes over the labeled windows downstream"),
     ("--head-input", "evaluation", "head_input", str, "aggregator | concat"),
     ("--accelerator", "trainer", "accelerator", str, "Lightning accelerator (cpu, gpu, auto)"),
-    ("--devices", "trainer", "devices", str, "Lightning devices (e.g. 1, 2, auto)"),
+    ("--devices", "trainer", "devices", str, "Lightning devices per node for pretraining (e.g. 1, 2, auto)"),
+    ("--num-nodes", "trainer", "num_nodes", int, "machines pretraining runs on (each with --devices)"),
+    ("--strategy", "trainer", "strategy", str, "Lightning strategy for pretraining: auto | ddp"),
     ("--precision", "trainer", "precision", str, "Lightning precision (32-true, bf16-mixed, 16-mixed)"),
 ]
 
@@ -57,6 +63,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-token", action="store_true", default=None,
                         help="masked entries become a learned per-modality token instead of zero")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="compile the encoders' elementwise work with torch.compile (see docs/performance.md)")
     for flag, _, _, kind, text in OPTIONS:
         parser.add_argument(flag, type=kind, help=text)
 
@@ -71,6 +79,8 @@ def _config_from(args: argparse.Namespace, base: RunConfig) -> RunConfig:
         config.model.mask_token = True
     if args.no_progress:
         config.trainer.progress = False
+    if args.compile:
+        config.trainer.compile = True
     if getattr(args, "data", None):
         config.dataset = args.data
     return config
@@ -114,9 +124,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _out(args: argparse.Namespace, prefix: str) -> Path:
+#: Set while a command runs. Lightning's ddp launcher starts the other processes of a fit by
+#: re-running this command line; they read the output directory from here instead of naming their
+#: own (a default name holds the time, which differs between processes).
+OUT_ENV = "CROSSL_RUN_OUT"
+
+
+@contextmanager
+def _shared_out(out: Path) -> Iterator[Path]:
+    previous = os.environ.get(OUT_ENV)
+    os.environ[OUT_ENV] = str(out)
+    try:
+        yield out
+    finally:
+        if previous is None:
+            os.environ.pop(OUT_ENV, None)
+        else:
+            os.environ[OUT_ENV] = previous
+
+
+def _out(args: argparse.Namespace, prefix: str, config: RunConfig) -> Path:
     if args.out is not None:
         return args.out
+    if os.environ.get(OUT_ENV):
+        return Path(os.environ[OUT_ENV])
+    config.validate()
+    from crossl.distributed import placement
+
+    place = placement(config.trainer)
+    if place.world_size > 1 and (place.external or config.trainer.num_nodes > 1):
+        raise CrosslError("name the run with --out: processes started by srun or torchrun, or on several nodes, "
+                          "cannot agree on a default name")
     if args.resume:
         latest = _latest_incomplete(prefix)
         if latest is None:
@@ -131,12 +169,16 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
 
     if args.command == "demo":
         config = _config_from(args, pipeline.demo_config(args.quick))
-        return pipeline.run_demo(_out(args, "demo-quick" if args.quick else "demo"), args.quick, args.resume, config)
+        with _shared_out(_out(args, "demo-quick" if args.quick else "demo", config)) as out:
+            return pipeline.run_demo(out, args.quick, args.resume, config)
     if args.command == "pretrain":
-        return pipeline.run_pretrain(args.data, _out(args, "pretrain"), _config_from(args, RunConfig()), args.resume)
+        config = _config_from(args, RunConfig())
+        with _shared_out(_out(args, "pretrain", config)) as out:
+            return pipeline.run_pretrain(args.data, out, config, args.resume)
     if args.command == "evaluate":
-        return pipeline.run_evaluate(args.pretrained, args.data, _out(args, "evaluate"),
-                                     _config_from(args, RunConfig()), args.resume)
+        config = _config_from(args, RunConfig())
+        with _shared_out(_out(args, "evaluate", config)) as out:
+            return pipeline.run_evaluate(args.pretrained, args.data, out, config, args.resume)
     from crossl.data.datasets import load_dataset
 
     windows = load_dataset(args.name)

@@ -39,6 +39,9 @@ class PretrainConfig:
     """
 
     epochs: int = 40
+    #: Stop after this many optimiser steps even inside an epoch (-1: run every epoch); for smoke
+    #: runs and benchmarks on data too large for whole epochs.
+    max_steps: int = -1
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -77,13 +80,30 @@ def step_budget(config: EvalConfig, num_labeled: int) -> int:
     return max(config.steps, config.epochs * math.ceil(num_labeled / config.batch_size))
 
 
+#: Lightning strategies a pretraining may use: ``auto`` (one device, or ``ddp`` for several) and
+#: ``ddp``, whose launcher re-runs the command once per extra device and also serves processes that
+#: srun or torchrun start. Spawn/fork variants would run the fit in processes that never run the
+#: pipeline, and sharded strategies buy nothing for a model this small; neither is tested.
+STRATEGIES = ("auto", "ddp")
+
+
 @dataclass
 class TrainerConfig:
-    """Passed through to Lightning."""
+    """Passed through to Lightning.
+
+    ``devices``, ``num_nodes`` and ``strategy`` place pretraining only: pretraining's batch size is
+    the global batch, split across ``devices x num_nodes`` processes. Downstream evaluation runs in
+    one process on one device.
+    """
 
     accelerator: str = "cpu"
     devices: str = "1"
+    num_nodes: int = 1
+    strategy: str = "auto"
     precision: str = "32-true"
+    #: Run the encoders' LayerNorm -> PReLU -> dropout compiled by ``torch.compile`` (fused kernels)
+    #: in every Lightning fit; needs a C++ compiler on CPU. Results agree with eager to float tolerance.
+    compile: bool = False
     progress: bool = True
 
 
@@ -112,6 +132,10 @@ class RunConfig:
                               f"(got {list(self.model.kernel_sizes)}) and a dim divisible by 4 (got {self.model.dim})")
         if self.pretrain.batch_size < 2:
             raise CrosslError("pretraining batch size must be at least 2 (VICReg's variance term)")
+        if self.trainer.strategy not in STRATEGIES:
+            raise CrosslError(f"unknown strategy '{self.trainer.strategy}'; use one of {list(STRATEGIES)}")
+        if not isinstance(self.trainer.num_nodes, int) or self.trainer.num_nodes < 1:
+            raise CrosslError(f"number of nodes must be a positive integer, got {self.trainer.num_nodes!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,9 +13,11 @@ import numpy as np
 
 from crossl.api import CroSSL
 from crossl.config import RunConfig
+from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
 from crossl.data.datasets import load_dataset
-from crossl.data.splits import Split, default_split, fit_channel_stats, nested_label_subsets, normalize
+from crossl.data.splits import Split, default_split, fit_channel_stats, nested_label_subsets
+from crossl.distributed import one_device, per_process_batch, placement
 from crossl.errors import CrosslError
 from crossl.evaluation.metrics import classification_metrics
 from crossl.evaluation.protocols import PROTOCOLS, compute_features, run_protocol
@@ -23,7 +25,6 @@ from crossl.io import write_json_atomic
 from crossl.reports.plots import plot_label_efficiency, plot_pretrain_loss
 from crossl.reports.report import write_report
 from crossl.run import RunDirectory, iter_missing
-from crossl.training import gather_batch, window_tensors
 
 SPLIT_FILE = "split.json"
 SUBSETS_FILE = "label_subsets.json"
@@ -46,19 +47,29 @@ def save_split(run: RunDirectory, split: Split) -> None:
     write_json_atomic(run.path(SPLIT_FILE), split.to_json(), indent=None)
 
 
+def pretraining_finished(work: Path, resume: bool) -> bool:
+    """An earlier attempt of the run in ``work`` exported its model: resuming skips the fit."""
+    return resume and (work / MODEL_DIR / "model.json").is_file()
+
+
+def fit_on_split(windows: WindowSet, split: Split, config: RunConfig, work: Path, resume: bool) -> CroSSL:
+    """Pretrain on the training split (validation split for the ``best`` checkpoint), checkpoints in ``work``."""
+    model = CroSSL(replace(config.model), config.pretrain, config.trainer)
+    # Indices, not subsets: a memory-mapped dataset is read batch by batch, never copied whole.
+    return model.fit(windows, indices=split.train, val=windows, val_indices=split.val, run_dir=work, resume=resume)
+
+
 def pretrain_stage(windows: WindowSet, split: Split, config: RunConfig, run: RunDirectory, resume: bool) -> CroSSL:
-    """Pretrain on the training split (validation split for the ``best`` checkpoint); export the model."""
+    """Pretrain (rank 0 of a multi-process fit); export the model."""
     model_dir = run.path(MODEL_DIR)
-    if resume and (model_dir / "model.json").is_file():
+    if pretraining_finished(run.work, resume):
         log(f"pretraining already finished in {run.work}; reusing its model")
         return CroSSL.load(model_dir)
     p = config.pretrain
     log(f"pretraining CroSSL on {len(split.train)} windows ({config.model.aggregator} aggregator, "
         f"{p.mask_strategy} masking at ratio {p.mask_ratio}, {p.epochs} epochs, batch {p.batch_size})")
     started = time.perf_counter()
-    model = CroSSL(replace(config.model), config.pretrain, config.trainer)
-    val = windows.subset(split.val) if split.val.size >= 2 else None
-    model.fit(windows.subset(split.train), val=val, run_dir=run.work, resume=resume)
+    model = fit_on_split(windows, split, config, run.work, resume)
     model.save(model_dir)
     plot_pretrain_loss(run.work / "logs", run.path("plots", "pretrain_loss.png"))
     log(f"pretraining took {time.perf_counter() - started:.0f} s")
@@ -93,36 +104,38 @@ def evaluate_stage(windows: WindowSet, split: Split, subsets: LabelSubsets, mode
     """Every (protocol, label fraction, seed) on the whole test split; finished records are kept."""
     ev = config.evaluation
     num_classes = windows.meta.num_classes
-    stats = model.stats if model is not None else fit_channel_stats(windows, split.train)
-    normalized = normalize(windows, stats)  # type: ignore[arg-type]
-    train = window_tensors(normalized, split.train)
-    test = window_tensors(normalized, split.test)
+    stats = model.stats if model is not None and model.stats is not None else fit_channel_stats(windows, split.train)
+    test = WindowBatches(windows, stats, split.test)
     model_config = model.model_config if model is not None else replace(
         config.model, modality_channels={m: c for m, (_, c) in windows.shapes.items()})
     backbone = model.backbone if model is not None else None
     frozen = None
+    # Frozen features of the labeled subsets' windows only: at small label fractions of a large
+    # set that embeds a fraction of the training split, not all of it.
+    labeled_rows = np.unique(np.concatenate([rows for by_f in subsets.values() for rows in by_f.values()]))
     if backbone is not None and {"linear", "mlp"} & set(ev.protocols):
-        frozen = (compute_features(backbone, train, ev.head_input), compute_features(backbone, test, ev.head_input))
+        frozen = (compute_features(backbone, WindowBatches(windows, stats, labeled_rows), ev.head_input),
+                  compute_features(backbone, test, ev.head_input))
     records = run.finished_records()
     tasks = evaluation_tasks(config, model is not None)
     for task in iter_missing(tasks, records, ("protocol", "label_fraction", "seed")):
         proto, fraction, seed = task["protocol"], task["label_fraction"], task["seed"]
-        positions = np.searchsorted(split.train, subsets[seed][fraction])
-        labeled = gather_batch(train, positions)
+        rows = subsets[seed][fraction]
+        labeled = WindowBatches(windows, stats, rows)
         started = time.perf_counter()
         predictions = run_protocol(
             proto, pretrained=backbone, model_config=model_config, labeled=labeled, test=test,
-            frozen_features=None if frozen is None else (frozen[0][positions], frozen[1]),
-            num_classes=num_classes, config=ev, trainer_config=config.trainer, seed=seed)
-        metrics = classification_metrics(test["labels"].numpy(), predictions, num_classes)
+            frozen_features=None if frozen is None else (frozen[0][np.searchsorted(labeled_rows, rows)], frozen[1]),
+            num_classes=num_classes, config=ev, trainer_config=one_device(config.trainer), seed=seed)
+        metrics = classification_metrics(test.labels, predictions, num_classes)
         record = {"method": PROTOCOLS[proto], "protocol": proto, "dataset": windows.meta.name,
-                  "label_fraction": fraction, "seed": seed, "n_labeled": int(positions.size),
+                  "label_fraction": fraction, "seed": seed, "n_labeled": int(rows.size),
                   "head_input": ev.head_input if proto != "linear" or backbone is not None else None,
                   **metrics, "seconds": round(time.perf_counter() - started, 2)}
         run.append_record(record, records)
         done = sum(1 for t in tasks if any(r["protocol"] == t["protocol"] and r["label_fraction"] == t["label_fraction"]
                                             and r["seed"] == t["seed"] for r in records))
-        log(f"[{done}/{len(tasks)}] {proto:<10} {fraction:>6.0%} labels ({positions.size:>5} windows) seed {seed}: "
+        log(f"[{done}/{len(tasks)}] {proto:<10} {fraction:>6.0%} labels ({rows.size:>5} windows) seed {seed}: "
             f"macro-F1 {metrics['macro_f1']:.3f}  accuracy {metrics['accuracy']:.3f}  ({record['seconds']:.0f} s)")
     return records
 
@@ -136,13 +149,29 @@ def finish_evaluation(run: RunDirectory, records: list[dict[str, Any]], config: 
     return run.finish()
 
 
-def run_pretrain(dataset: str, out: str | Path, config: RunConfig, resume: bool = False) -> Path:
+def join_pretraining(windows: WindowSet, split: Split, config: RunConfig, out: str | Path, resume: bool) -> None:
+    """A process of rank > 0: train alongside rank 0 and write nothing (rank 0 owns the run directory
+    and writes checkpoints and logs; this process only reads ``last.ckpt`` there to resume)."""
+    work = RunDirectory(Path(out)).work
+    if not pretraining_finished(work, resume):
+        fit_on_split(windows, split, config, work, resume)
+
+
+def run_pretrain(dataset: str, out: str | Path, config: RunConfig, resume: bool = False) -> Path | None:
     """``crossl pretrain``: split, pretrain, export the model; then a quick ``linear`` readout
-    (frozen features, logistic regression) at the configured label fractions and seeds."""
+    (frozen features, logistic regression) at the configured label fractions and seeds.
+
+    Under DDP only rank 0 writes the run and evaluates; other ranks return None after the fit.
+    """
     config.evaluation.protocols = ("linear",)
     config.validate()
+    place = placement(config.trainer)
+    per_process_batch(config.pretrain.batch_size, place.world_size)
     windows = load_dataset(dataset)
     split = default_split(windows, config.pretrain.seed)
+    if not place.is_main:
+        join_pretraining(windows, split, config, out, resume)
+        return None
     subsets = label_subsets(windows, split, config)
     run = RunDirectory.open(out, config, resume)
     save_split(run, split)
@@ -153,9 +182,18 @@ def run_pretrain(dataset: str, out: str | Path, config: RunConfig, resume: bool 
 
 
 def run_evaluate(pretrained_run: str | Path | None, dataset: str, out: str | Path, config: RunConfig,
-                 resume: bool = False) -> Path:
-    """``crossl evaluate``: label efficiency of a pretrained run (same split), or supervised only."""
+                 resume: bool = False) -> Path | None:
+    """``crossl evaluate``: label efficiency of a pretrained run (same split), or supervised only.
+
+    Evaluation runs in one process on one device; started as several processes (srun, torchrun),
+    ranks other than 0 return None at once.
+    """
     config.validate()
+    place = placement(config.trainer)
+    if not place.is_main:
+        return None
+    if place.world_size > 1:
+        log("evaluation runs in one process on one device; --devices, --num-nodes and --strategy place pretraining")
     windows = load_dataset(dataset)
     model = None
     if pretrained_run is not None:
@@ -184,14 +222,24 @@ def demo_config(quick: bool) -> RunConfig:
     return config
 
 
-def run_demo(out: str | Path, quick: bool = False, resume: bool = False, config: RunConfig | None = None) -> Path:
-    """``crossl demo``: HAPT -> CroSSL pretraining -> label efficiency vs supervised -> report."""
+def run_demo(out: str | Path, quick: bool = False, resume: bool = False, config: RunConfig | None = None
+             ) -> Path | None:
+    """``crossl demo``: HAPT -> CroSSL pretraining -> label efficiency vs supervised -> report.
+
+    Under DDP only rank 0 writes the run and evaluates; other ranks return None after the fit.
+    """
     config = config or demo_config(quick)
     config.validate()
+    place = placement(config.trainer)
+    per_process_batch(config.pretrain.batch_size, place.world_size)
     started = time.perf_counter()
-    log("loading UCI HAPT (fetched and prepared on first use)")
+    if place.is_main:
+        log("loading UCI HAPT (fetched and prepared on first use)")
     windows = load_dataset(config.dataset)
     split = default_split(windows, config.pretrain.seed)
+    if not place.is_main:
+        join_pretraining(windows, split, config, out, resume)
+        return None
     subsets = label_subsets(windows, split, config)  # before any output: a bad fraction fails here
     run = RunDirectory.open(out, config, resume)
     save_split(run, split)

@@ -44,8 +44,8 @@ class RunDirectory:
         if run.work.exists():
             if not resume:
                 raise CrosslError(f"an interrupted run is in {run.work}; pass --resume to continue it, or delete it")
-            saved = RunConfig.load(run.work / CONFIG_FILE).to_dict() if (run.work / CONFIG_FILE).is_file() else None
-            if saved is not None and saved != RunConfig.from_dict(config.to_dict()).to_dict():
+            saved = RunConfig.load(run.work / CONFIG_FILE) if (run.work / CONFIG_FILE).is_file() else None
+            if saved is not None and _what_is_computed(saved) != _what_is_computed(config):
                 raise CrosslError(f"{run.work} was started with another config; resume with the same options, "
                                   "or start a new run with another --out")
         run.work.mkdir(parents=True, exist_ok=True)
@@ -80,6 +80,16 @@ class RunDirectory:
         (self.work / ".lock").unlink(missing_ok=True)
         self.work.rename(self.final)
         return self.final
+
+
+def _what_is_computed(config: RunConfig) -> dict[str, Any]:
+    """The config without the settings that only say where, how fast and how visibly a run works:
+    a run interrupted on 4 GPUs may resume on 2 (the batch size is the global batch either way),
+    with or without ``compile``."""
+    plain = RunConfig.from_dict(config.to_dict()).to_dict()
+    for key in ("devices", "num_nodes", "strategy", "compile", "progress"):
+        plain["trainer"].pop(key)
+    return plain
 
 
 def iter_missing(tasks: list[dict[str, Any]], done: list[dict[str, Any]], keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:

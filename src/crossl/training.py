@@ -1,4 +1,4 @@
-"""Lightning modules for pretraining and classification, in-memory batching, trainer construction."""
+"""Lightning modules for pretraining and classification, batch sampling, trainer construction."""
 
 from __future__ import annotations
 
@@ -10,28 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from crossl.config import PretrainConfig, TrainerConfig
-from crossl.data.container import WindowSet
 from crossl.losses import VICRegLoss
 from crossl.masking import draw_keep_mask
 from crossl.models.backbone import CrossModalBackbone
 
 Batch = dict[str, Any]
-
-
-def window_tensors(windows: WindowSet, indices: np.ndarray | None = None) -> Batch:
-    """The windows as tensors: ``{"inputs": {m: (N, T_m, C_m)}, "presence": (N, M), "labels": (N,)}``."""
-    idx = np.arange(len(windows)) if indices is None else np.asarray(indices, dtype=np.int64)
-    return {
-        "inputs": {m: torch.from_numpy(np.ascontiguousarray(a[idx])) for m, a in windows.modalities.items()},
-        "presence": torch.from_numpy(np.ascontiguousarray(windows.presence[idx])),
-        "labels": torch.from_numpy(np.ascontiguousarray(windows.labels[idx])),
-    }
 
 
 def gather_batch(tree: Any, idx: torch.Tensor) -> Any:
@@ -61,21 +49,39 @@ class TensorBatches(Dataset):
         return gather_batch(self.tensors, idx)
 
 
+def shard_slice(global_size: int, rank: int, world_size: int) -> slice:
+    """The rows of a global batch of ``global_size`` rows that process ``rank`` of ``world_size`` takes:
+    a contiguous ``global_size // world_size`` (the rest, fewer than ``world_size`` rows, is dropped)."""
+    share = global_size // world_size
+    return slice(rank * share, (rank + 1) * share)
+
+
 class IndexBatchSampler(Sampler[torch.Tensor]):
     """Yields index tensors of ``batch_size`` rows from a seeded permutation per pass.
 
     ``num_batches`` fixes how many batches one epoch yields (passes are chained, each reshuffled):
     a fixed step budget then costs one epoch however small the dataset is.
+
+    ``batch_size`` is the global batch. With ``world_size`` processes (DDP) every process walks the
+    same seeded sequence of global batches and yields only its share of each
+    (:func:`shard_slice`): the processes see disjoint rows, take the same number of steps, and
+    together see exactly the batches one process would. A global batch that does not split evenly
+    (a short last batch) loses its last ``size % world_size`` rows: the gathered loss needs equal
+    shares.
     """
 
     def __init__(self, size: int, batch_size: int, shuffle: bool = True, drop_last: bool = False,
-                 seed: int = 0, num_batches: int | None = None) -> None:
+                 seed: int = 0, num_batches: int | None = None, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of {world_size} processes")
         self.size = size
         self.batch_size = min(batch_size, size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
         self.num_batches = num_batches
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -96,17 +102,20 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
             for b in range(self._per_pass()):
                 if self.num_batches is not None and emitted == self.num_batches:
                     return
-                yield order[b * self.batch_size : (b + 1) * self.batch_size]
+                batch = order[b * self.batch_size : (b + 1) * self.batch_size]
+                yield batch[shard_slice(batch.numel(), self.rank, self.world_size)]
                 emitted += 1
             if self.num_batches is None:
                 return
 
 
-def batch_loader(tensors: Batch, batch_size: int, shuffle: bool, drop_last: bool = False, seed: int = 0,
-                 num_batches: int | None = None) -> DataLoader:
-    dataset = TensorBatches(tensors)
-    sampler = IndexBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, num_batches)
-    return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
+def batch_loader(batches: Dataset, batch_size: int, shuffle: bool, drop_last: bool = False, seed: int = 0,
+                 num_batches: int | None = None, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """Batches of ``batches`` (:class:`TensorBatches` or :class:`~crossl.data.batches.WindowBatches`: a
+    dataset whose item for an index tensor is that whole batch), in :class:`IndexBatchSampler` order;
+    with ``world_size > 1``, this process's share of each global batch of ``batch_size``."""
+    sampler = IndexBatchSampler(len(batches), batch_size, shuffle, drop_last, seed, num_batches, rank, world_size)
+    return DataLoader(batches, sampler=sampler, batch_size=None, num_workers=0)
 
 
 class PretrainModule(L.LightningModule):
@@ -123,14 +132,29 @@ class PretrainModule(L.LightningModule):
         offset = 0 if stage == "train" else 7_919
         return torch.Generator().manual_seed(self.config.seed * 1_000_003 + offset + step)
 
-    def _shared_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        q = self.backbone.embed(batch["inputs"])
-        shape = tuple(q.shape)
-        masks = [
-            draw_keep_mask(shape, self.config.mask_strategy, self.config.mask_ratio, generator,  # type: ignore[arg-type]
-                           batch["presence"], q.device)
+    def _keep_masks(self, q: torch.Tensor, presence: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        """Two keep-masks ``(batch, modalities, dim)`` for this process's rows of ``q``.
+
+        Drawn for the whole global batch and cut to this process's share (the sampler's layout,
+        :func:`shard_slice`): under DDP every window gets the mask it would get on one device, and
+        no two processes repeat a pattern on different windows.
+        """
+        world = self._trainer.world_size if self._trainer is not None else 1
+        b, m, d = q.shape
+        own = shard_slice(b * world, self.global_rank, world)
+        # A row's mask depends on that row's presence only, and the draws on shapes only: the other
+        # processes' rows may count as fully present without changing this process's masks.
+        global_presence = torch.ones((b * world, m), dtype=torch.bool, device=presence.device)
+        global_presence[own] = presence.bool()
+        return [
+            draw_keep_mask((b * world, m, d), self.config.mask_strategy, self.config.mask_ratio, generator,
+                           global_presence, q.device)[own]
             for _ in range(2)
         ]
+
+    def _shared_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        q = self.backbone.embed(batch["inputs"])
+        masks = self._keep_masks(q, batch["presence"], generator)
         z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
         terms = self.loss.terms(z_a, z_b)
         return {"loss": self.loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
@@ -139,19 +163,24 @@ class PretrainModule(L.LightningModule):
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         # Dropout draws from the global generator: reseed it per step so that a resumed run
         # continues exactly as an uninterrupted one (Lightning does not checkpoint RNG states).
-        torch.manual_seed(self.config.seed * 1_000_003 + 104_729 + self.global_step)
+        # Each DDP process gets its own stream (rank 0 keeps the single-device one): the same
+        # dropout pattern on every process's different windows would correlate the shares.
+        torch.manual_seed(self.config.seed * 1_000_003 + 104_729 + self.global_step + 15_485_863 * self.global_rank)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         out = self._shared_step(batch, self._mask_generator(self.global_step, "train"))
         n = batch_size_of(batch["inputs"])
-        self.log("train/loss", out["loss"], prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
+        # sync_dist: under DDP each process's loss has the global variance and covariance terms and
+        # its own share's invariance term; their mean over processes is the global batch's loss,
+        # and every process (the checkpoint's monitor included) must see the same value.
+        self.log("train/loss", out["loss"], prog_bar=True, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         for k in ("invariance", "variance", "covariance", "z_std"):
-            self.log(f"train/{k}", out[k], on_step=False, on_epoch=True, batch_size=n)
+            self.log(f"train/{k}", out[k], on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return out["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         out = self._shared_step(batch, self._mask_generator(batch_idx, "val"))
-        self.log("val/loss", out["loss"], prog_bar=True, batch_size=batch_size_of(batch["inputs"]))
+        self.log("val/loss", out["loss"], prog_bar=True, batch_size=batch_size_of(batch["inputs"]), sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
@@ -214,6 +243,15 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
 
 
+class CompiledElementwise(L.Callback):
+    """Switches the backbone's encoders to their compiled elementwise path for a fit or prediction."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        backbone = getattr(pl_module, "backbone", None)
+        if isinstance(backbone, CrossModalBackbone):
+            backbone.encoders.set_fused(True)
+
+
 def build_trainer(config: TrainerConfig, root: Path | None, *, max_epochs: int = -1, max_steps: int = -1,
                   callbacks: list[L.Callback] | None = None, progress: bool | None = None,
                   validate: bool = True, log_version: str = "") -> L.Trainer:
@@ -232,11 +270,19 @@ def build_trainer(config: TrainerConfig, root: Path | None, *, max_epochs: int =
     return L.Trainer(
         accelerator=config.accelerator,
         devices=devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        # Our samplers shard each global batch themselves (IndexBatchSampler's rank and world_size);
+        # Lightning's replacement would deal whole batches to processes and never reshuffle ours.
+        use_distributed_sampler=False,
         precision=config.precision,  # type: ignore[arg-type]
         max_epochs=max_epochs,
         max_steps=max_steps,
+        # A step budget ends the epoch at that step, so that validation (and the best checkpoint)
+        # still runs: stopped mid-epoch by max_steps alone, Lightning would skip it.
+        limit_train_batches=max_steps if max_steps > 0 else 1.0,
         logger=logger,
-        callbacks=callbacks or [],
+        callbacks=[*(callbacks or []), *([CompiledElementwise()] if config.compile else [])],
         enable_checkpointing=bool(callbacks),
         enable_progress_bar=config.progress if progress is None else progress,
         enable_model_summary=False,

@@ -298,3 +298,26 @@ def test_load_with_array_of_other_window_count_raises(tmp_path):
     np.save(tmp_path / "ds" / "modality_1.npy", np.zeros((2, 20, 1), dtype=np.float32))
     with pytest.raises(CrosslError, match="has shape"):
         WindowSet.load(tmp_path / "ds")
+
+
+def test_save_chunks_writes_the_same_files_as_save(tmp_path):
+    ws = _window_set(7)
+    ws.save(tmp_path / "whole")
+    chunks = [ws.subset(np.arange(0, 3)), ws.subset(np.arange(3, 7))]
+    WindowSet.save_chunks(tmp_path / "chunked", chunks, num_windows=7)
+    for name in ("modality_0.npy", "modality_1.npy", "presence.npy", "labels.npy", "subjects.npy", "meta.json"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "chunked" / name).read_bytes()
+
+
+def test_save_chunks_with_a_wrong_window_count_raises(tmp_path):
+    ws = _window_set(4)
+    with pytest.raises(CrosslError, match="chunks hold 4 windows, not num_windows=5"):
+        WindowSet.save_chunks(tmp_path / "d", [ws], num_windows=5)
+
+
+def test_value_check_in_chunks_counts_every_bad_window_and_names_the_first(monkeypatch):
+    mods = _arrays(n=50)
+    mods["acc"][[31, 44], 2, 1] = np.nan
+    monkeypatch.setattr("crossl.data.container.CHUNK_BYTES", 4 * mods["acc"][0].nbytes)
+    with pytest.raises(CrosslError, match=r"modality 'acc' has NaN or inf values in 2 window\(s\) \(first: 31\)"):
+        WindowSet(mods, np.ones((50, 2), dtype=bool), np.zeros(50, np.int64), np.zeros(50, np.int64), _meta())

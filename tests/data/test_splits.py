@@ -10,7 +10,7 @@ from crossl.data.splits import (
     Split,
     fit_channel_stats,
     nested_label_subsets,
-    normalize,
+    normalize_arrays,
     random_subject_split,
     split_by_subjects,
 )
@@ -187,13 +187,13 @@ def _windows_for_stats() -> WindowSet:
     return WindowSet.from_arrays({"acc": acc, "ecg": ecg}, presence=presence, subjects=np.arange(n) // 4)
 
 
-def test_normalize_gives_zero_mean_unit_std_on_training_windows():
+def test_normalize_arrays_gives_zero_mean_unit_std_on_training_windows():
     ws = _windows_for_stats()
     train = np.arange(0, 24)
-    out = normalize(ws, fit_channel_stats(ws, train))
+    out = normalize_arrays(ws.modalities, ws.presence, fit_channel_stats(ws, train))
     for i, m in enumerate(ws.modality_names):
         rows = train[ws.presence[train, i]]
-        values = out.modalities[m][rows].astype(np.float64).reshape(-1, out.modalities[m].shape[2])
+        values = out[m][rows].astype(np.float64).reshape(-1, out[m].shape[2])
         assert np.allclose(values.mean(axis=0), 0.0, atol=1e-5)
         assert np.allclose(values.std(axis=0), 1.0, atol=1e-5)
 
@@ -222,11 +222,11 @@ def test_channel_stats_match_direct_computation_excluding_absent_windows():
     assert stats.mean["acc"].shape == (3,) and stats.std["acc"].dtype == np.float32
 
 
-def test_normalize_keeps_absent_modalities_zero():
+def test_normalize_arrays_keeps_absent_modalities_zero():
     ws = _windows_for_stats()
-    out = normalize(ws, fit_channel_stats(ws, np.arange(24)))
-    assert np.all(out.modalities["ecg"][[1, 5, 9]] == 0.0)
-    assert out.modalities["ecg"].dtype == np.float32
+    out = normalize_arrays(ws.modalities, ws.presence, fit_channel_stats(ws, np.arange(24)))
+    assert np.all(out["ecg"][[1, 5, 9]] == 0.0)
+    assert out["ecg"].dtype == np.float32
 
 
 def test_constant_channel_keeps_unit_std():
@@ -242,3 +242,16 @@ def test_channel_stats_modality_absent_from_training_raises():
     ws = _windows_for_stats()
     with pytest.raises(CrosslError, match="modality 'ecg' is absent from every training window"):
         fit_channel_stats(ws, np.array([1, 5, 9]))
+
+
+def test_channel_stats_streamed_in_small_chunks_match_one_pass_in_float64(monkeypatch):
+    rng = np.random.default_rng(1)
+    # A large offset: a naive sum-of-squares merge would lose the variance to cancellation.
+    acc = (rng.normal(size=(50, 16, 3)) * [1.0, 5.0, 0.1] + 1e4).astype(np.float32)
+    ws = WindowSet.from_arrays({"acc": acc})
+    train = np.arange(3, 47)
+    monkeypatch.setattr("crossl.data.container.CHUNK_BYTES", 3 * acc[0].nbytes)  # 1-2 windows a chunk
+    stats = fit_channel_stats(ws, train)
+    values = acc[train].astype(np.float64).reshape(-1, 3)
+    np.testing.assert_allclose(stats.mean["acc"], values.mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(stats.std["acc"], values.std(axis=0), rtol=1e-5)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from mmap import MADV_RANDOM, MADV_SEQUENTIAL, PAGESIZE
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,46 @@ from crossl.errors import CrosslError
 from crossl.io import write_json_atomic
 
 FORMAT_VERSION = 1
+
+#: Passes over whole arrays (value checks, channel statistics) read this many bytes at a time, so
+#: that a memory-mapped set larger than RAM is never copied into memory at once.
+CHUNK_BYTES = 32 << 20
+
+
+def row_chunks(num_rows: int, row_bytes: int) -> Iterator[slice]:
+    """Consecutive slices over ``num_rows`` rows of ``row_bytes`` each, about :data:`CHUNK_BYTES` per slice."""
+    step = max(1, CHUNK_BYTES // max(1, row_bytes))
+    for start in range(0, num_rows, step):
+        yield slice(start, min(num_rows, start + step))
+
+
+def advise(arr: np.ndarray, advice: int) -> None:
+    """``madvise`` the pages of ``arr`` if it is memory-mapped (``np.load(mmap_mode=...)``), else nothing."""
+    mapping = getattr(arr, "_mmap", None)
+    if mapping is None or arr.size == 0:
+        return
+    begin = arr.ctypes.data - np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    aligned = begin - begin % PAGESIZE
+    mapping.madvise(advice, aligned, begin - aligned + arr.nbytes)
+
+
+@contextmanager
+def sequential_pass(arrays: Iterable[np.ndarray]) -> Iterator[None]:
+    """Read memory-mapped ``arrays`` in stored order inside this block, at random after it.
+
+    Batches read windows at random: with the kernel's default readahead around each page fault
+    (``read_ahead_kb``, 8 MiB on some disks) every window would pull in megabytes and thrash a page
+    cache smaller than the set, so random access (``MADV_RANDOM``) is the state a pass leaves behind.
+    A pass in stored order (value checks, channel statistics) wants the opposite: ``MADV_SEQUENTIAL``.
+    """
+    arrays = list(arrays)
+    for arr in arrays:
+        advise(arr, MADV_SEQUENTIAL)
+    try:
+        yield
+    finally:
+        for arr in arrays:
+            advise(arr, MADV_RANDOM)
 
 
 @dataclass(frozen=True)
@@ -131,13 +173,17 @@ class WindowSet:
             )
         if check_values:
             for i, (m, arr) in enumerate(self.modalities.items()):
-                present = self.presence[:, i]
-                finite = np.isfinite(arr).all(axis=(1, 2))
-                bad = np.flatnonzero(present & ~finite)
-                if bad.size:
+                with sequential_pass([arr]):
+                    bad = [
+                        part.start + np.flatnonzero(self.presence[part, i] & ~np.isfinite(arr[part]).all(axis=(1, 2)))
+                        for part in row_chunks(n, arr[0].nbytes if n else 0)
+                    ]
+                num_bad = sum(b.size for b in bad)
+                if num_bad:
+                    first = int(next(b[0] for b in bad if b.size))
                     raise CrosslError(
-                        f"modality '{m}' has NaN or inf values in {bad.size} window(s) "
-                        f"(first: {int(bad[0])}); fill or drop them, or mark them absent in the presence mask"
+                        f"modality '{m}' has NaN or inf values in {num_bad} window(s) "
+                        f"(first: {first}); fill or drop them, or mark them absent in the presence mask"
                     )
 
     @classmethod
@@ -208,18 +254,52 @@ class WindowSet:
 
     def save(self, directory: str | Path) -> Path:
         """Write the set to ``directory`` atomically (built aside, then renamed into place)."""
+        return WindowSet.save_chunks(directory, [self], len(self))
+
+    @staticmethod
+    def save_chunks(directory: str | Path, chunks: Iterable[WindowSet], num_windows: int) -> Path:
+        """Write consecutive ``chunks`` (same metadata) as one set of ``num_windows`` windows, atomically.
+
+        Modality files are filled through memory maps, so memory holds one chunk at a time: this
+        prepares sets larger than RAM. The files are those :meth:`save` writes.
+        """
         directory = Path(directory)
         tmp = directory.with_name(f".{directory.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        for i, (m, arr) in enumerate(self.modalities.items()):
-            np.save(tmp / f"modality_{i}.npy", arr)
-        np.save(tmp / "presence.npy", self.presence)
-        np.save(tmp / "labels.npy", self.labels)
-        np.save(tmp / "subjects.npy", self.subjects)
+        meta: DatasetMeta | None = None
+        files: list[np.ndarray] = []
+        small: dict[str, list[np.ndarray]] = {"presence": [], "labels": [], "subjects": []}
+        filled = 0
+        for chunk in chunks:
+            if meta is None:
+                meta = chunk.meta
+                files = [
+                    np.lib.format.open_memmap(tmp / f"modality_{i}.npy", mode="w+", dtype=np.float32,
+                                              shape=(num_windows, *arr.shape[1:]))
+                    for i, arr in enumerate(chunk.modalities.values())
+                ]
+            if chunk.meta != meta or any(f.shape[1:] != a.shape[1:] for f, a in zip(files, chunk.modalities.values())):
+                raise CrosslError("chunks differ in metadata or window shapes; "
+                                  "write one dataset's windows per directory")
+            if filled + len(chunk) > num_windows:
+                raise CrosslError(f"chunks hold more than num_windows={num_windows} windows; pass their total count")
+            for f, arr in zip(files, chunk.modalities.values()):
+                f[filled : filled + len(chunk)] = arr
+            small["presence"].append(chunk.presence)
+            small["labels"].append(chunk.labels)
+            small["subjects"].append(chunk.subjects)
+            filled += len(chunk)
+        if meta is None or filled != num_windows:
+            raise CrosslError(f"chunks hold {filled} windows, not num_windows={num_windows}; pass their total count")
+        for f in files:
+            f.flush()
+        del files
+        for name, parts in small.items():
+            np.save(tmp / f"{name}.npy", np.concatenate(parts))
         write_json_atomic(
             tmp / "meta.json",
-            {"format_version": FORMAT_VERSION, "num_windows": len(self), "meta": self.meta.to_json()},
+            {"format_version": FORMAT_VERSION, "num_windows": num_windows, "meta": meta.to_json()},
         )
         if directory.exists():
             shutil.rmtree(directory)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossl.data.container import WindowSet
+from crossl.data.container import WindowSet, row_chunks, sequential_pass
 from crossl.errors import CrosslError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -99,29 +99,48 @@ class ChannelStats:
 
 
 def fit_channel_stats(windows: WindowSet, indices: np.ndarray) -> ChannelStats:
-    """Mean and std of every channel over the windows at ``indices`` where the modality is present."""
+    """Mean and std of every channel over the windows at ``indices`` where the modality is present.
+
+    Reads the windows in chunks (in stored order) and merges the chunks' float64 means and summed
+    squared deviations (Chan et al.), so memory-mapped sets larger than RAM need one bounded pass.
+    """
     mean: dict[str, np.ndarray] = {}
     std: dict[str, np.ndarray] = {}
     for i, (m, arr) in enumerate(windows.modalities.items()):
-        rows = indices[windows.presence[indices, i]]
+        rows = np.sort(indices[windows.presence[indices, i]])
         if rows.size == 0:
             raise CrosslError(f"modality '{m}' is absent from every training window; drop it or change the split")
-        values = np.asarray(arr[rows], dtype=np.float64).reshape(-1, arr.shape[2])
-        mean[m] = values.mean(axis=0).astype(np.float32)
+        channels = arr.shape[2]
+        count, mu, m2 = 0, np.zeros(channels), np.zeros(channels)
+        # float64 values take twice the stored bytes per row.
+        with sequential_pass([arr]):
+            for part in row_chunks(rows.size, 2 * arr[0].nbytes):
+                values = np.asarray(arr[rows[part]], dtype=np.float64).reshape(-1, channels)
+                n_part, mu_part = values.shape[0], values.mean(axis=0)
+                values -= mu_part  # in place: a chunk costs one float64 copy, not three
+                m2_part = np.square(values, out=values).sum(axis=0)
+                total = count + n_part
+                delta = mu_part - mu
+                mu = mu + delta * (n_part / total)
+                m2 = m2 + m2_part + np.square(delta) * (count * n_part / total)
+                count = total
+        mean[m] = mu.astype(np.float32)
         # A constant channel keeps std 1 so that it maps to zeros rather than to inf.
-        sd = values.std(axis=0)
+        sd = np.sqrt(m2 / count)
         std[m] = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
     return ChannelStats(mean, std)
 
 
-def normalize(windows: WindowSet, stats: ChannelStats) -> WindowSet:
-    """Standardise every channel with ``stats``; absent modalities stay zero."""
+def normalize_arrays(modalities: Mapping[str, np.ndarray], presence: np.ndarray, stats: ChannelStats
+                     ) -> dict[str, np.ndarray]:
+    """Standardise every channel of ``{m: (B, T_m, C_m)}`` with ``stats``; absent modalities (``presence``
+    ``(B, M)`` False) are zero. Returns new float32 arrays."""
     out = {}
-    for i, (m, arr) in enumerate(windows.modalities.items()):
+    for i, (m, arr) in enumerate(modalities.items()):
         z = (np.asarray(arr, dtype=np.float32) - stats.mean[m]) / stats.std[m]
-        z[~windows.presence[:, i]] = 0.0
-        out[m] = z.astype(np.float32)
-    return windows.with_modalities(out)
+        z[~presence[:, i]] = 0.0
+        out[m] = z
+    return out
 
 
 def nested_label_subsets(

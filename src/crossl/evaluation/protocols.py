@@ -19,25 +19,31 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from torch.utils.data import Dataset
 
 from crossl.config import EvalConfig, ModelConfig, TrainerConfig, step_budget
+from crossl.data.batches import WindowBatches
 from crossl.models.backbone import CrossModalBackbone
 from crossl.models.heads import mlp_head
-from crossl.training import Batch, ClassifierModule, batch_loader, build_trainer, gather_batch
+from crossl.training import ClassifierModule, TensorBatches, batch_loader, build_trainer
 
 PROTOCOLS: dict[str, str] = {"linear": "crossl", "mlp": "crossl", "finetune": "crossl", "supervised": "supervised"}
 """protocol -> the method whose result it reports."""
 
 
 @torch.no_grad()
-def compute_features(backbone: CrossModalBackbone, tensors: Batch, source: str, batch_size: int = 1024) -> torch.Tensor:
-    """Frozen features ``(N, F)`` of every window, in eval mode (no dropout, no masking)."""
+def compute_features(backbone: CrossModalBackbone, windows: WindowBatches, source: str, batch_size: int = 1024
+                     ) -> torch.Tensor:
+    """Frozen features ``(N, F)`` of every window, in eval mode (no dropout, no masking).
+
+    Reads ``batch_size`` windows at a time, so memory holds one batch of inputs and the features.
+    """
     was_training = backbone.training
     backbone.eval()
-    n = tensors["labels"].shape[0]
+    n = len(windows)
     parts = []
     for start in range(0, n, batch_size):
-        batch = gather_batch(tensors, torch.arange(start, min(n, start + batch_size)))
+        batch = windows[torch.arange(start, min(n, start + batch_size))]
         parts.append(backbone.features(batch["inputs"], batch["presence"], source))
     backbone.train(was_training)
     return torch.cat(parts).float()
@@ -50,7 +56,7 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
     return clf.predict(test_x)
 
 
-def train_classifier(module: ClassifierModule, labeled: Batch, test: Batch, config: EvalConfig,
+def train_classifier(module: ClassifierModule, labeled: Dataset, test: Dataset, config: EvalConfig,
                      trainer_config: TrainerConfig, seed: int) -> np.ndarray:
     """Train ``module`` for ``module.total_steps`` steps on ``labeled``; return predictions on ``test``."""
     steps = module.total_steps
@@ -66,8 +72,8 @@ def run_protocol(
     *,
     pretrained: CrossModalBackbone | None,
     model_config: ModelConfig,
-    labeled: Batch,
-    test: Batch,
+    labeled: WindowBatches,
+    test: WindowBatches,
     frozen_features: tuple[torch.Tensor, torch.Tensor] | None,
     num_classes: int,
     config: EvalConfig,
@@ -79,16 +85,17 @@ def run_protocol(
     ``frozen_features``: ``(labeled_features, test_features)`` for ``linear`` and ``mlp``.
     """
     L.seed_everything(seed, workers=False, verbose=False)
-    steps = step_budget(config, int(labeled["labels"].shape[0]))
+    steps = step_budget(config, len(labeled))
     if protocol in ("linear", "mlp"):
         assert frozen_features is not None
         train_x, test_x = frozen_features
         if protocol == "linear":
-            return linear_probe(train_x.numpy(), labeled["labels"].numpy(), test_x.numpy(), seed)
+            return linear_probe(train_x.numpy(), labeled.labels, test_x.numpy(), seed)
         head = mlp_head(train_x.shape[1], num_classes)
         module = ClassifierModule(head, backbone=None, lr=config.lr, total_steps=steps)
-        return train_classifier(module, {"features": train_x, "labels": labeled["labels"]},
-                                {"features": test_x, "labels": test["labels"]}, config, trainer_config, seed)
+        train = TensorBatches({"features": train_x, "labels": torch.from_numpy(labeled.labels)})
+        test_features = TensorBatches({"features": test_x, "labels": torch.from_numpy(test.labels)})
+        return train_classifier(module, train, test_features, config, trainer_config, seed)
     if protocol == "finetune":
         assert pretrained is not None
         backbone = copy.deepcopy(pretrained).train()

@@ -1,36 +1,135 @@
-"""Per-modality encoders: a window ``(batch, time, channels)`` -> an embedding ``(batch, dim)``."""
+"""Per-modality encoders: a window ``(batch, time, channels)`` -> an embedding ``(batch, dim)``.
+
+Layout. Activations stay time-major, ``(batch, time, channels)``, from the input window to the
+pooled embedding: the convolution runs as a 2-D convolution on a channels-last view of that memory
+(oneDNN's fastest layout for these shapes on CPU, measured in ``docs/performance.md``), and the
+LayerNorm over channels then reads contiguous rows, so no transposed copy is ever made.
+
+Elementwise work. LayerNorm -> PReLU -> dropout after each convolution is one pure function,
+:func:`norm_act_dropout`; with ``fused=True`` it runs compiled by ``torch.compile``, which fuses it
+(forward and backward) into a few passes over memory instead of a dozen. Dropout draws its keep
+decisions as 16-bit integers from one 64-bit random fill, several times cheaper on CPU than
+``torch.bernoulli``; the keep probability is exact to 2**-16.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+LAYER_NORM_EPS = 1e-3  # the Keras default the release used
+_INT16_VALUES = 1 << 16
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of every time step of a ``(batch, channels, time)`` tensor."""
-
-    def __init__(self, channels: int, eps: float = 1e-3) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(channels, eps=eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+log = logging.getLogger(__name__)
 
 
-class ConvBlock(nn.Sequential):
-    """Conv1d ('same' padding, stride 1) -> LayerNorm over channels -> PReLU -> Dropout."""
+def dropout_keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype,
+                       device: torch.device) -> torch.Tensor:
+    """Inverted-dropout multipliers of ``shape``: ``1 / (1 - p)`` where kept, 0 where dropped.
+
+    Each element draws 16 random bits (four per 64-bit word of one random fill) and is kept when
+    they are at or above the threshold: keep probability ``1 - p`` to within 2**-16.
+    """
+    numel = 1
+    for size in shape:
+        numel *= size
+    words = torch.empty(((numel + 3) // 4,), dtype=torch.int64, device=device).random_(-(1 << 63), None)
+    bits = words.view(torch.int16)[:numel].view(shape)
+    threshold = -(1 << 15) + round(p * _INT16_VALUES)
+    # compare -> cast -> scale in place: three light passes (a scalar torch.where is ~4x slower on CPU)
+    return (bits >= threshold).to(dtype).mul_(1.0 / (1.0 - p))
+
+
+def norm_act_dropout(h: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, slope: torch.Tensor,
+                     keep_scale: torch.Tensor | None) -> torch.Tensor:
+    """LayerNorm over the last dim -> PReLU (one slope per channel) -> dropout by ``keep_scale``.
+
+    ``h`` is ``(batch, time, channels)``; ``keep_scale`` has its shape (see :func:`dropout_keep_scale`),
+    or is None for no dropout.
+    """
+    z = F.layer_norm(h, (h.shape[-1],), norm_weight, norm_bias, LAYER_NORM_EPS)
+    a = torch.where(z > 0, z, z * slope)
+    return a if keep_scale is None else a * keep_scale
+
+
+def _eager_norm_act_dropout(h: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, slope: torch.Tensor,
+                            keep_scale: torch.Tensor | None) -> torch.Tensor:
+    """:func:`norm_act_dropout` with the eager kernels that are fastest unfused (``F.prelu``, not ``where``)."""
+    z = F.layer_norm(h, (h.shape[-1],), norm_weight, norm_bias, LAYER_NORM_EPS)
+    a = F.prelu(z.transpose(1, 2), slope).transpose(1, 2)
+    return a if keep_scale is None else a * keep_scale
+
+
+_compiled: Callable[..., torch.Tensor] | None = None
+
+
+def compiled_norm_act_dropout() -> Callable[..., torch.Tensor]:
+    """:func:`norm_act_dropout` compiled once per process (shapes dynamic, so batch sizes share it)."""
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(norm_act_dropout, dynamic=True)
+    return _compiled
+
+
+class _TimeMean(torch.autograd.Function):
+    """Mean over time of ``(batch, time, channels)`` whose gradient comes back contiguous.
+
+    Autograd's own ``mean`` backward hands on an expanded (stride 0) gradient, which the compiled
+    elementwise backward then makes contiguous with a slow strided copy (about 20x slower than
+    broadcasting into a fresh tensor, measured); this writes the gradient once, contiguously.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor) -> torch.Tensor:
+        ctx.time_steps = h.shape[1]
+        return h.mean(dim=1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        b, c = grad.shape
+        out = torch.empty((b, ctx.time_steps, c), dtype=grad.dtype, device=grad.device)
+        return out.copy_((grad / ctx.time_steps).unsqueeze(1))
+
+
+def time_mean(h: torch.Tensor) -> torch.Tensor:
+    """``(batch, time, channels)`` -> ``(batch, channels)``, the global average pool."""
+    return _TimeMean.apply(h)
+
+
+class ConvBlock(nn.Module):
+    """Conv1d (Keras 'same' padding, stride 1) -> LayerNorm over channels -> PReLU -> Dropout.
+
+    Input and output ``(batch, time, channels)``.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dropout: float) -> None:
-        super().__init__(
-            # 'same' padding as Keras does it: the extra sample of an even kernel goes on the right.
-            nn.ConstantPad1d(((kernel_size - 1) // 2, kernel_size // 2), 0.0),
-            nn.Conv1d(in_channels, out_channels, kernel_size),
-            ChannelLayerNorm(out_channels),
-            nn.PReLU(out_channels, init=0.0),
-            nn.Dropout(dropout),
-        )
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size)
+        self.norm = nn.LayerNorm(out_channels, eps=LAYER_NORM_EPS)
+        self.act = nn.PReLU(out_channels, init=0.0)
+        self.dropout = dropout
+        # 'same' padding as Keras does it: the extra sample of an even kernel goes on the right.
+        self.padding = ((kernel_size - 1) // 2, kernel_size // 2)
+        self.fused = False
+
+    def convolve(self, h: torch.Tensor) -> torch.Tensor:
+        """``(batch, time, in)`` -> ``(batch, time, out)``, the convolution on a channels-last view."""
+        padded = F.pad(h, (0, 0, *self.padding))  # (B, T + k - 1, C_in), contiguous
+        out = F.conv2d(padded.transpose(1, 2).unsqueeze(2), self.conv.weight.unsqueeze(2), self.conv.bias)
+        return out.squeeze(2).transpose(1, 2)  # (B, C_out, 1, T) channels-last -> (B, T, C_out), no copy
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        y = self.convolve(h)
+        keep_scale = None
+        if self.training and self.dropout > 0:
+            keep_scale = dropout_keep_scale(y.shape, self.dropout, y.dtype, y.device)
+        fn = compiled_norm_act_dropout() if self.fused else _eager_norm_act_dropout
+        return fn(y, self.norm.weight, self.norm.bias, self.act.weight, keep_scale)
 
 
 class TCNEncoder(nn.Module):
@@ -55,15 +154,15 @@ class TCNEncoder(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.blocks(x.transpose(1, 2))  # (B, D, T)
-        return h.mean(dim=2)
+        return time_mean(self.blocks(x.contiguous()))
 
 
 class ModalityEncoders(nn.Module):
     """One encoder per modality (no weight sharing); stacks their outputs.
 
     ``forward`` takes ``{modality: (batch, T_m, C_m)}`` and returns ``(batch, modalities, dim)``
-    in the order of ``modality_channels``.
+    in the order of ``modality_channels``. The encoders run one after another: a grouped
+    convolution over same-shaped modalities was measured slower with oneDNN on CPU.
     """
 
     def __init__(self, modality_channels: Mapping[str, int], dim: int = 96, dropout: float = 0.1,
@@ -74,6 +173,12 @@ class ModalityEncoders(nn.Module):
             {m: TCNEncoder(c, dim, kernel_sizes, dropout) for m, c in modality_channels.items()}
         )
         self.dim = dim
+
+    def set_fused(self, fused: bool) -> None:
+        """Run the elementwise work compiled (``torch.compile``) or eagerly; outputs agree to float tolerance."""
+        for module in self.modules():
+            if isinstance(module, ConvBlock):
+                module.fused = fused
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return torch.stack([self.encoders[m](inputs[m]) for m in self.names], dim=1)
