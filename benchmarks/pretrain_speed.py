@@ -25,7 +25,7 @@ forward, backward, optimiser step) with ``time.perf_counter``; on CUDA the devic
 at every phase boundary so each phase is charged its own kernels. ``bf16-mixed`` wraps the forward
 (loss included) in ``torch.autocast(device, dtype=torch.bfloat16)``, as Lightning does.
 
-Model FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one extra untimed step
+Model FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one extra step after the timed ones
 (forward and backward for ``pretrain``, the forward for ``embed``), so they count the matmuls and
 convolutions of the model as configured; elementwise work (norms, activations, Adam) counts zero.
 The peak is the fastest fp32 dense kernel measured on the same device and threads: the median
@@ -300,9 +300,11 @@ def measure_pretrain(model: BenchModel, batch: Batch, precision: str, repeats: i
     device = batch.presence.device
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    steps = [train_step(model, batch, optimizer, i, precision) for i in range(warmup + repeats)][warmup:]
+    # Counted after timing: a first call under the counter's dispatch mode would be the one that
+    # torch.compile traces, and the compiled code would then keep the counter's slower path.
     flops = count_flops(lambda: forward_backward(model, batch, 0, precision, PhaseClock(device)))
     optimizer.zero_grad(set_to_none=True)
-    steps = [train_step(model, batch, optimizer, i, precision) for i in range(warmup + repeats)][warmup:]
     totals = {p: sum(s[p] for s in steps) for p in PHASES}
     grand_total = sum(totals.values())
     return Measurement([sum(s.values()) for s in steps], flops, {p: t / grand_total for p, t in totals.items()})
@@ -312,8 +314,8 @@ def measure_embed(model: BenchModel, batch: Batch, precision: str, repeats: int,
     device = batch.presence.device
     model.eval()
     with torch.no_grad(), autocast(device, precision):
-        flops = count_flops(lambda: model.features(batch))
         seconds = [timed(lambda: model.features(batch), device) for _ in range(warmup + repeats)][warmup:]
+        flops = count_flops(lambda: model.features(batch))  # after timing, as in measure_pretrain
     return Measurement(seconds, flops, None)
 
 

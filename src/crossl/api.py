@@ -173,7 +173,7 @@ class CroSSL:
         return self.backbone
 
     def encode(self, data: WindowSet | Mapping[str, np.ndarray], presence: np.ndarray | None = None,
-               source: str = "aggregator", batch_size: int = 1024) -> np.ndarray:
+               source: str = "aggregator", batch_size: int | None = None) -> np.ndarray:
         """Embeddings of every window: ``(N, out_dim)`` for ``aggregator``, ``(N, M * dim)`` for ``concat``.
 
         Missing modalities (left out of the dict, NaN, or False in ``presence``) are masked.

@@ -10,7 +10,7 @@ from crossl.config import ModelConfig
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
 from crossl.data.splits import fit_channel_stats
-from crossl.evaluation.protocols import compute_features
+from crossl.evaluation.protocols import EMBED_TIME_STEPS, compute_features, embedding_batch_size
 from crossl.models.backbone import CrossModalBackbone
 
 
@@ -25,3 +25,15 @@ def test_features_in_small_batches_equal_features_in_one_batch() -> None:
     whole = compute_features(backbone, batches, "aggregator", batch_size=1024)
     assert small.shape == (19, model_config.out_dim)
     torch.testing.assert_close(small, whole, rtol=1e-5, atol=1e-6)
+
+
+def _batches_of_length(time_steps: int) -> WindowBatches:
+    arrays = {"acc": np.zeros((4, 128, 3), np.float32), "eeg": np.ones((4, time_steps, 1), np.float32)}
+    windows = WindowSet.from_arrays(arrays)
+    return WindowBatches(windows, fit_channel_stats(windows, np.arange(4)))
+
+
+def test_embedding_batch_shrinks_with_the_longest_modality() -> None:
+    assert embedding_batch_size(_batches_of_length(128)) == 1024
+    assert embedding_batch_size(_batches_of_length(3000)) == EMBED_TIME_STEPS // 3000
+    assert embedding_batch_size(_batches_of_length(100_000)) == 16

@@ -31,13 +31,28 @@ PROTOCOLS: dict[str, str] = {"linear": "crossl", "mlp": "crossl", "finetune": "c
 """protocol -> the method whose result it reports."""
 
 
+#: Time steps of the longest modality per embedding batch. A batch's activations (batch x time x
+#: 96 floats per layer) then stay around 50 MB: at 256 windows of 3000 steps (Sleep-EDF) embedding
+#: ran at a third of its speed at 64 windows, while 256 windows of 512 steps (PAMAP2) ran as fast
+#: as 64 (docs/performance.md).
+EMBED_TIME_STEPS = 131_072
+
+
+def embedding_batch_size(windows: WindowBatches, most: int = 1024) -> int:
+    """Windows per embedding batch: ``EMBED_TIME_STEPS`` over the longest modality, in [16, most]."""
+    longest = max(t for t, _ in windows.windows.shapes.values())
+    return max(16, min(most, EMBED_TIME_STEPS // max(longest, 1)))
+
+
 @torch.no_grad()
-def compute_features(backbone: CrossModalBackbone, windows: WindowBatches, source: str, batch_size: int = 1024
-                     ) -> torch.Tensor:
+def compute_features(backbone: CrossModalBackbone, windows: WindowBatches, source: str,
+                     batch_size: int | None = None) -> torch.Tensor:
     """Frozen features ``(N, F)`` of every window, in eval mode (no dropout, no masking).
 
-    Reads ``batch_size`` windows at a time, so memory holds one batch of inputs and the features.
+    Reads ``batch_size`` windows at a time (default :func:`embedding_batch_size`), so memory holds
+    one batch of inputs and the features.
     """
+    batch_size = batch_size or embedding_batch_size(windows)
     was_training = backbone.training
     backbone.eval()
     n = len(windows)

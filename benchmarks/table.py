@@ -1,0 +1,64 @@
+"""Markdown tables of ``pretrain_speed.py`` result files, as ``docs/performance.md`` shows them.
+
+    python benchmarks/table.py benchmarks/results/A.json [B.json ...] [--mode pretrain|embed]
+
+Rows are (shape, batch, precision); columns are the implementations found in the files, with
+windows/s, MFU against the run's ``peak_flops`` and against its ``matmul_peak_flops``, and each
+implementation's speed relative to the ``reference`` of the same configuration (which may come
+from another file of the same session: run ``crossl-compiled`` in a process of its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ORDER = ("crossl", "crossl-compiled", "reference")
+
+
+def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        records += json.loads(path.read_text(encoding="utf-8"))
+    return records
+
+
+def table(records: list[dict[str, Any]], mode: str) -> str:
+    rows: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = {}
+    for r in records:
+        if r["mode"] == mode:
+            rows.setdefault((r["shape"], r["batch"], r["precision"]), {})[r["implementation"]] = r
+    impls = [i for i in ORDER if any(i in row for row in rows.values())]
+    header = ["shape", "batch", "precision"]
+    for impl in impls:
+        header += [f"{impl} windows/s", "MFU (mm)"] + ([] if impl == "reference" else ["vs reference"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (shape, batch, precision), by_impl in rows.items():
+        cells = [shape, str(batch), "fp32" if precision == "32" else precision]
+        reference = by_impl.get("reference")
+        for impl in impls:
+            r = by_impl.get(impl)
+            if r is None:
+                cells += ["-", "-"] + ([] if impl == "reference" else ["-"])
+                continue
+            cells += [f"{r['windows_per_s']:,.0f}" if r["windows_per_s"] >= 100 else f"{r['windows_per_s']:.1f}",
+                      f"{100 * r['mfu']:.1f}% ({100 * r['mfu_vs_mm']:.1f}%)"]
+            if impl != "reference":
+                cells.append(f"{r['windows_per_s'] / reference['windows_per_s']:.2f}x" if reference else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("--mode", choices=("pretrain", "embed"), default="pretrain")
+    args = parser.parse_args(argv)
+    print(table(load(args.files), args.mode))
+
+
+if __name__ == "__main__":
+    main()
