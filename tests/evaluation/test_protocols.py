@@ -28,12 +28,13 @@ def test_features_in_small_batches_equal_features_in_one_batch() -> None:
 
 
 def _batches_of_length(time_steps: int) -> WindowBatches:
-    arrays = {"acc": np.zeros((4, 128, 3), np.float32), "eeg": np.ones((4, time_steps, 1), np.float32)}
+    arrays = {"acc": np.zeros((4, 8, 3), np.float32), "eeg": np.ones((4, time_steps, 1), np.float32)}
     windows = WindowSet.from_arrays(arrays)
     return WindowBatches(windows, fit_channel_stats(windows, np.arange(4)))
 
 
 def test_embedding_batch_shrinks_with_the_longest_modality() -> None:
-    assert embedding_batch_size(_batches_of_length(128)) == 1024
-    assert embedding_batch_size(_batches_of_length(3000)) == EMBED_TIME_STEPS // 3000
-    assert embedding_batch_size(_batches_of_length(100_000)) == 16
+    assert embedding_batch_size(_batches_of_length(16)) == 1024  # capped
+    assert embedding_batch_size(_batches_of_length(128)) == EMBED_TIME_STEPS // 128
+    assert embedding_batch_size(_batches_of_length(1000)) == EMBED_TIME_STEPS // 1000
+    assert embedding_batch_size(_batches_of_length(100_000)) == 16  # floored

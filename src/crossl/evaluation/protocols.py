@@ -32,10 +32,10 @@ PROTOCOLS: dict[str, str] = {"linear": "crossl", "mlp": "crossl", "finetune": "c
 
 
 #: Time steps of the longest modality per embedding batch. A batch's activations (batch x time x
-#: 96 floats per layer) then stay around 50 MB: at 256 windows of 3000 steps (Sleep-EDF) embedding
-#: ran at a third of its speed at 64 windows, while 256 windows of 512 steps (PAMAP2) ran as fast
-#: as 64 (docs/performance.md).
-EMBED_TIME_STEPS = 131_072
+#: 96 floats per layer) then stay around 12 MB: speed does not need more (256 windows of 3000 steps,
+#: Sleep-EDF, embedded at a third of the speed of 64; HAPT ran as fast at 64 windows as at 256),
+#: and memory does: HAPT batches of 1,024 windows added 180 MB to a run's peak (docs/performance.md).
+EMBED_TIME_STEPS = 32_768
 
 
 def embedding_batch_size(windows: WindowBatches, most: int = 1024) -> int:
