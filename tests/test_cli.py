@@ -68,8 +68,9 @@ def test_label_subsets_are_nested_and_inside_training_split(quick_demo: Path) ->
     assert small < mid < full <= train
 
 
-def run_cli(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {"CROSSL_HOME": str(home), "PATH": "/usr/bin:/bin"}
+def run_cli(*args: str, cwd: Path, home: Path, env_extra: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    env = {"CROSSL_HOME": str(home), "PATH": "/usr/bin:/bin", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "crossl.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -162,6 +163,18 @@ def test_nan_in_a_prepared_directory_is_one_line_exit_2(tmp_path: Path, crossl_h
     result = run_cli("pretrain", "--data", str(data), "--out", "run", cwd=tmp_path, home=crossl_home)
     assert result.returncode == 2 and "NaN or inf" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()
+
+
+def test_compile_without_a_compiler_is_one_line_exit_2(tmp_path: Path, crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy")
+    no_compiler = {"CXX": str(tmp_path / "no-such-compiler"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    result = run_cli("pretrain", "--data", str(data), "--out", "run", "--epochs", "1", "--batch-size", "16",
+                     "--fractions", "1", "--seeds", "0", "--compile", "--no-progress", cwd=tmp_path, home=crossl_home,
+                     env_extra=no_compiler)
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("crossl: error: --compile:") and "without --compile" in last_line
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
 def test_class_missing_from_training_split_is_one_line_exit_2(tmp_path: Path, crossl_home: Path) -> None:

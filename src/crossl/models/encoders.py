@@ -14,7 +14,6 @@ decisions as 16-bit integers from one 64-bit random fill, several times cheaper 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crossl.errors import CrosslError
+
 LAYER_NORM_EPS = 1e-3  # the Keras default the release used
 _INT16_VALUES = 1 << 16
 
-log = logging.getLogger(__name__)
 
 
 def dropout_keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype,
@@ -132,7 +132,14 @@ class ConvBlock(nn.Module):
             out = fn(y, self.norm.weight, self.norm.bias, self.act.weight, None)
             return F.dropout(out, self.dropout, training=True)
         keep_scale = dropout_keep_scale(y.shape, self.dropout, y.dtype, y.device) if dropout else None
-        return fn(y, self.norm.weight, self.norm.bias, self.act.weight, keep_scale)
+        try:
+            return fn(y, self.norm.weight, self.norm.bias, self.act.weight, keep_scale)
+        except Exception as exc:
+            if self.fused and isinstance(exc, torch._dynamo.exc.BackendCompilerFailed):
+                reason = str(exc).strip().splitlines()[0]
+                raise CrosslError(f"--compile: torch.compile could not build the fused kernels ({reason}); "
+                                  "run without --compile, or install a C++ compiler for it") from exc
+            raise
 
 
 class TCNEncoder(nn.Module):
