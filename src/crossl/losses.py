@@ -7,7 +7,7 @@ process (with gradients) before the variance and covariance terms, which depend 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -80,13 +80,36 @@ def _check_embeddings(z_a: torch.Tensor, z_b: torch.Tensor) -> None:
         raise CrosslError("VICReg needs a batch of at least 2 windows (variance over the batch); raise the batch size")
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather of equal-sized ``(batch, dim)`` shares along the batch, differentiable.
+
+    Every process's loss depends on every share, so the gradient of this process's share is the
+    sum over processes of their gradients for it: all-reduce the whole gradient, keep own rows.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:
+        shares = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+        dist.all_gather(shares, z.contiguous())
+        ctx.rows = z.shape[0]
+        return torch.cat(shares, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.rows
+        return grad[start : start + ctx.rows]
+
+
 def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``z`` (batch, dim) from every process, keeping gradients; identity when alone."""
+    """Concatenate ``z`` (batch, dim) from every process, keeping gradients; identity when alone.
+
+    Every process must pass the same batch size (the samplers give each an equal share).
+    """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(z), dim=0)
+    return _GatherWithGrad.apply(z)
 
 
 class VICRegLoss(nn.Module):
