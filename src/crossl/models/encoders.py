@@ -27,7 +27,6 @@ LAYER_NORM_EPS = 1e-3  # the Keras default the release used
 _INT16_VALUES = 1 << 16
 
 
-
 def dropout_keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype,
                        device: torch.device) -> torch.Tensor:
     """Inverted-dropout multipliers of ``shape``: ``1 / (1 - p)`` where kept, 0 where dropped.
