@@ -2,18 +2,19 @@
 
 The maths are pure functions over ``(batch, dim)`` tensors. :class:`VICRegLoss` wraps them and,
 when ``gather_distributed`` is set and a process group is running, gathers the embeddings of every
-process (with gradients) before the variance and covariance terms, which depend on the whole batch.
+process (with gradients, :func:`~crossl.losses.distributed.gather_with_grad`) before the variance
+and covariance terms, which depend on the whole batch.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from crossl.errors import CrosslError
+from crossl.losses.distributed import gather_with_grad
 
 
 class VICRegTerms(NamedTuple):
@@ -78,38 +79,6 @@ def _check_embeddings(z_a: torch.Tensor, z_b: torch.Tensor) -> None:
         raise CrosslError(f"VICReg needs two (batch, dim) embeddings of one shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
     if z_a.shape[0] < 2:
         raise CrosslError("VICReg needs a batch of at least 2 windows (variance over the batch); raise the batch size")
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """All-gather of equal-sized ``(batch, dim)`` shares along the batch, differentiable.
-
-    Every process's loss depends on every share, so the gradient of this process's share is the
-    sum over processes of their gradients for it: all-reduce the whole gradient, keep own rows.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:
-        shares = [torch.empty_like(z) for _ in range(dist.get_world_size())]
-        dist.all_gather(shares, z.contiguous())
-        ctx.rows = z.shape[0]
-        return torch.cat(shares, dim=0)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        start = dist.get_rank() * ctx.rows
-        return grad[start : start + ctx.rows]
-
-
-def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``z`` (batch, dim) from every process, keeping gradients; identity when alone.
-
-    Every process must pass the same batch size (the samplers give each an equal share).
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return z
-    return _GatherWithGrad.apply(z)
 
 
 class VICRegLoss(nn.Module):
