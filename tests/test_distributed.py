@@ -16,12 +16,13 @@ from conftest import small_model_configs
 from test_cli import prepared_dataset
 
 from crossl.cli import main
-from crossl.config import PretrainConfig, RunConfig, TrainerConfig
+from crossl.config import CroSSLOptions, PretrainConfig, RunConfig, TrainerConfig
 from crossl.distributed import Placement, one_device, per_process_batch, placement
 from crossl.errors import CrosslError
 from crossl.models.backbone import CrossModalBackbone
 from crossl.run import RunDirectory
-from crossl.training import IndexBatchSampler, PretrainModule
+from crossl.methods.crossl import CroSSLMethod
+from crossl.training import IndexBatchSampler
 
 
 def epoch_batches(world_size: int, rank: int, size: int = 40, batch_size: int = 16, epoch: int = 1,
@@ -59,10 +60,10 @@ def test_shares_change_with_the_epoch() -> None:
 def masks_of(rank: int, world_size: int, presence: torch.Tensor, strategy: str) -> list[torch.Tensor]:
     model, _, _ = small_model_configs()
     model.modality_channels = {"acc": 3, "ecg": 1}
-    module = PretrainModule(CrossModalBackbone(model), PretrainConfig(mask_strategy=strategy, mask_ratio=0.5))
+    module = CroSSLMethod(CrossModalBackbone(model), PretrainConfig(), CroSSLOptions(mask_strategy=strategy, mask_ratio=0.5))
     module._trainer = SimpleNamespace(world_size=world_size, global_rank=rank)  # type: ignore[assignment]
     q = torch.zeros(presence.shape[0], presence.shape[1], model.dim)
-    return module._keep_masks(q, presence, torch.Generator().manual_seed(11))
+    return module.keep_masks(q, presence, torch.Generator().manual_seed(11))
 
 
 @pytest.mark.parametrize("strategy", ["modality", "random", "feature"])
@@ -144,7 +145,7 @@ def test_two_process_cli_pretrain_writes_one_run_equal_to_one_process(tmp_path: 
     for name in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "model/model.safetensors", "results.json"):
         assert (run / name).is_file(), name
     assert sorted(r["label_fraction"] for r in json.loads((run / "results.json").read_text())) == [0.5, 1.0]
-    assert result.stderr.count("pretraining CroSSL on") == 1 and result.stderr.count("[2/2] linear") == 1
+    assert result.stderr.count("pretraining crossl on") == 1 and result.stderr.count("[2/2] linear") == 1
     saved = RunConfig.load(run / "config.yaml").trainer
     assert (saved.devices, saved.strategy, saved.num_nodes) == ("2", "ddp", 1)
 

@@ -1,6 +1,6 @@
-"""The public Python API: one object that pretrains, encodes, saves and loads.
+"""The public Python API: one object that pretrains (with any method), encodes, evaluates, saves, loads.
 
->>> model = CroSSL()
+>>> model = CroSSL()                                 # or CroSSL(method="simclr"), see `crossl methods`
 >>> model.fit({"acc": acc, "gyro": gyro})            # arrays (N, T_m, C_m), NaN = missing
 >>> z = model.encode({"acc": acc_new})              # gyro missing: still works
 >>> model.save("my_model"); CroSSL.load("my_model")
@@ -9,42 +9,66 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from crossl.config import ModelConfig, PretrainConfig, TrainerConfig, _build
+from crossl.config import (
+    EvalConfig,
+    ModelConfig,
+    PretrainConfig,
+    TrainerConfig,
+    _build,
+    check_config,
+    options_for,
+    plain_config,
+)
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
-from crossl.data.splits import ChannelStats, fit_channel_stats
-from crossl.distributed import leave_process_group, per_process_batch, placement
+from crossl.data.splits import ChannelStats, Split, fit_channel_stats
 from crossl.errors import CrosslError
-from crossl.evaluation.protocols import compute_features
+from crossl.evaluation.features import compute_features
+from crossl.evaluation.label_efficiency import Record, evaluate_label_efficiency, label_subsets
+from crossl.fitting import fit_pretraining
 from crossl.io import write_atomic, write_json_atomic
+from crossl.methods import build_method, check_method_data
 from crossl.models.backbone import FEATURE_SOURCES, CrossModalBackbone
-from crossl.training import PretrainModule, batch_loader, build_trainer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+MODEL_FORMAT = "crossl-model"
+#: 2: the pretraining method and its options are their own fields (1 held CroSSL's in "pretrain").
+MODEL_VERSION = 2
 
 
 class CroSSL:
-    """A CroSSL model with its input normalisation.
+    """A backbone (per-modality encoders + aggregator) pretrained by one method, with its input normalisation.
 
-    ``fit`` fits per-channel normalisation on the data it is given, then pretrains; ``encode``
-    applies the same normalisation, so it takes raw arrays.
+    ``method`` is any name of ``crossl methods`` (default ``crossl``, the paper's); ``options`` its
+    options dataclass from :mod:`crossl.config` (default: the method's defaults). ``fit`` fits
+    per-channel normalisation on the data it is given, then pretrains; ``encode`` applies the same
+    normalisation, so it takes raw arrays. Every config is checked when the model is made.
     """
 
     def __init__(self, model: ModelConfig | None = None, pretrain: PretrainConfig | None = None,
-                 trainer: TrainerConfig | None = None) -> None:
+                 trainer: TrainerConfig | None = None, method: str = "crossl", options: Any = None) -> None:
         self.model_config = model or ModelConfig()
         self.pretrain_config = pretrain or PretrainConfig()
         self.trainer_config = trainer or TrainerConfig()
+        self.method = method
+        self.options = options if options is not None else options_for(method)
+        for config in (self.model_config, self.pretrain_config, self.trainer_config):
+            check_config(config)
+        expected = type(options_for(method))
+        if not isinstance(self.options, expected):
+            raise CrosslError(f"options of method '{method}' must be a {expected.__name__}, "
+                              f"got {type(self.options).__name__}")
+        check_config(self.options, method)
         self.backbone: CrossModalBackbone | None = None
         self.stats: ChannelStats | None = None
 
@@ -117,54 +141,36 @@ class CroSSL:
         if self.backbone is None:
             self.model_config.modality_channels = channels
         self._check_compatible(windows)
+        check_method_data(self.method, self.options, channels)
         if train_rows.size < 2:
             raise CrosslError("pretraining needs at least 2 windows")
-        cfg = self.pretrain_config
-        place = placement(self.trainer_config)
-        per_process_batch(cfg.batch_size, place.world_size)
-        L.seed_everything(cfg.seed, workers=False, verbose=False)
+        L.seed_everything(self.pretrain_config.seed, workers=False, verbose=False)
         self.stats = fit_channel_stats(windows, train_rows)
         self.backbone = CrossModalBackbone(self.model_config)
-        module = PretrainModule(self.backbone, cfg)
-        train = WindowBatches(windows, self.stats, train_rows)
-        drop_last = len(train) > cfg.batch_size
-        train_loader = batch_loader(train, cfg.batch_size, shuffle=True, drop_last=drop_last, seed=cfg.seed,
-                                    rank=place.rank, world_size=place.world_size)
-        val_loader = None
-        val_rows = np.arange(len(val)) if val is not None and val_indices is None else np.asarray(val_indices)
-        if val is not None and val_rows.size >= 2:
-            # Windows are stored recording by recording: in stored order a batch would hold one
-            # subject doing one thing, and VICReg's batch statistics would measure that. One fixed
-            # shuffle gives representative batches, the same every epoch.
-            order = np.random.default_rng(cfg.seed).permutation(val_rows.size)
-            val_loader = batch_loader(WindowBatches(self.as_windows(val), self.stats, val_rows[order]),
-                                      cfg.batch_size, shuffle=False, drop_last=val_rows.size > cfg.batch_size,
-                                      rank=place.rank, world_size=place.world_size)
-        root = Path(run_dir) if run_dir is not None else None
-        callbacks: list[L.Callback] = []
-        ckpt_path = None
-        if root is not None:
-            from lightning.pytorch.callbacks import ModelCheckpoint
-
-            monitor = "val/loss" if val_loader is not None else "train/loss"
-            callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="best", monitor=monitor,
-                                             mode="min", save_last=True, enable_version_counter=False))
-            last = root / "checkpoints" / "last.ckpt"
-            if resume and last.is_file():
-                ckpt_path = str(last)
-        log_version = f"resumed-{len(list((root / 'logs').glob('resumed-*')))}" if ckpt_path and root else ""
-        trainer = build_trainer(self.trainer_config, root, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
-                                callbacks=callbacks, log_version=log_version)
-        try:
-            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
-        except RuntimeError as exc:
-            if ckpt_path and ("size mismatch" in str(exc) or "Missing key" in str(exc) or "Unexpected key" in str(exc)):
-                raise CrosslError(f"checkpoint {ckpt_path} was written by another model config; "
-                                  "resume with the config it was made with, or start a new run") from exc
-            raise
-        leave_process_group()
+        module = build_method(self.method, self.backbone, self.pretrain_config, self.options)
+        val_batches = None
+        if val is not None:
+            val_rows = np.arange(len(val)) if val_indices is None else np.asarray(val_indices, dtype=np.int64)
+            val_batches = WindowBatches(self.as_windows(val), self.stats, val_rows)
+        fit_pretraining(module, WindowBatches(windows, self.stats, train_rows), val_batches, self.pretrain_config,
+                        self.trainer_config, Path(run_dir) if run_dir is not None else None, resume)
         self.backbone.cpu().eval()
         return self
+
+    def evaluate(self, windows: WindowSet, split: Split, config: EvalConfig | None = None,
+                 trainer: TrainerConfig | None = None) -> list[Record]:
+        """Label efficiency of this fitted model on ``windows``: every protocol, label fraction and
+        seed of ``config`` (default :class:`EvalConfig`), trained on nested subsets of
+        ``split.train``, scored on the whole of ``split.test``; one record per cell (see
+        :mod:`crossl.evaluation.label_efficiency`). Runs in this process on one device."""
+        self._require_fitted()
+        config = config or EvalConfig()
+        check_config(config)
+        self._check_compatible(windows)
+        from crossl.distributed import one_device
+
+        return evaluate_label_efficiency(windows, split, label_subsets(windows, split, config), self, config,
+                                         one_device(trainer or self.trainer_config), self.model_config)
 
     # ---------------------------------------------------------------- inference
     def _require_fitted(self) -> CrossModalBackbone:
@@ -196,9 +202,10 @@ class CroSSL:
             tensors[f"stats.std.{m}"] = torch.from_numpy(self.stats.std[m])  # type: ignore[union-attr]
         write_atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
         write_json_atomic(path / CONFIG_FILE, {
-            "format": "crossl-model", "version": 1,
-            "model": _plain_config(self.model_config),
-            "pretrain": _plain_config(self.pretrain_config),
+            "format": MODEL_FORMAT, "version": MODEL_VERSION, "method": self.method,
+            "options": plain_config(self.options),
+            "model": plain_config(self.model_config),
+            "pretrain": plain_config(self.pretrain_config),
         })
         return path
 
@@ -211,9 +218,17 @@ class CroSSL:
         except (OSError, ValueError) as exc:
             raise CrosslError(f"cannot load a crossl model from {path} ({type(exc).__name__}: {exc}); "
                               "point to a directory written by CroSSL.save or `crossl pretrain`") from exc
-        if header.get("format") != "crossl-model":
+        if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
             raise CrosslError(f"{path / CONFIG_FILE} is not a crossl model file")
-        model = cls(_build(ModelConfig, header["model"], "model"), _build(PretrainConfig, header["pretrain"], "pretrain"))
+        if header.get("version") != MODEL_VERSION:
+            raise CrosslError(f"{path / CONFIG_FILE} has model format version {header.get('version')!r}; this crossl "
+                              f"reads version {MODEL_VERSION}: pretrain the model again with this version")
+        for key in ("method", "options", "model", "pretrain"):
+            if key not in header:
+                raise CrosslError(f"{path / CONFIG_FILE} lacks its '{key}' section; the file is damaged")
+        method = header["method"]
+        model = cls(_build(ModelConfig, header["model"], "model"), _build(PretrainConfig, header["pretrain"], "pretrain"),
+                    method=method, options=options_for(method, header["options"]))
         backbone = CrossModalBackbone(model.model_config)
         state = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
         try:
@@ -225,9 +240,3 @@ class CroSSL:
                                    {m: tensors[f"stats.std.{m}"].numpy() for m in names})
         model.backbone = backbone.eval()
         return model
-
-
-def _plain_config(config: object) -> dict[str, object]:
-    from crossl.config import _plain
-
-    return _plain(asdict(config))  # type: ignore[call-overload, no-any-return]

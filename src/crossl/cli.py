@@ -10,7 +10,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from crossl.config import RunConfig
+import yaml
+
+from crossl.config import (
+    METHOD_NAMES,
+    METHOD_OPTIONS,
+    RunConfig,
+    demo_config,
+    option_owners,
+    options_for,
+    plain_config,
+)
 from crossl.errors import CrosslError
 
 
@@ -32,15 +42,18 @@ def _strings(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-# (flag, config section, field, type, help)
+# (flag, config section, field, type, help); section "options" is the method's own.
 OPTIONS = [
     ("--epochs", "pretrain", "epochs", int, "pretraining epochs"),
     ("--max-steps", "pretrain", "max_steps", int, "stop pretraining after this many steps (-1: all epochs)"),
     ("--batch-size", "pretrain", "batch_size", int,
      "pretraining batch size: the global batch, split evenly across devices x nodes"),
     ("--lr", "pretrain", "lr", float, "pretraining learning rate"),
-    ("--mask-strategy", "pretrain", "mask_strategy", str, "modality | random | feature | none"),
-    ("--mask-ratio", "pretrain", "mask_ratio", float, "fraction of latent entries masked"),
+    ("--mask-strategy", "options", "mask_strategy", str, "crossl: modality | random | feature | none"),
+    ("--mask-ratio", "options", "mask_ratio", float, "crossl: fraction of latent entries masked; mae: of input patches"),
+    ("--temperature", "options", "temperature", float, "simclr, cocoa: softmax temperature"),
+    ("--augmentations", "options", "augmentations", _strings,
+     "simclr, vicreg-aug: comma list of jitter, scaling, rotation, permutation, time_warp, channel_dropout"),
     ("--seed", "pretrain", "seed", int, "pretraining seed"),
     ("--aggregator", "model", "aggregator", str, "mlp | attention"),
     ("--protocols", "evaluation", "protocols", _strings, "comma list of linear, mlp, finetune, supervised"),
@@ -48,7 +61,8 @@ OPTIONS = [
     ("--seeds", "evaluation", "seeds", _ints, "comma list of evaluation seeds"),
     ("--steps", "evaluation", "steps", int, "least optimiser steps of each trainable downstream run"),
     ("--eval-epochs", "evaluation", "epochs", int, "least passes over the labeled windows downstream"),
-    ("--head-input", "evaluation", "head_input", str, "aggregator | concat"),
+    ("--head-input", "evaluation", "head_input", str,
+     "auto (what the method trains) | aggregator | concat"),
     ("--accelerator", "trainer", "accelerator", str, "Lightning accelerator (cpu, gpu, auto)"),
     ("--devices", "trainer", "devices", str, "Lightning devices per node for pretraining (e.g. 1, 2, auto)"),
     ("--num-nodes", "trainer", "num_nodes", int, "machines pretraining runs on (each with --devices)"),
@@ -59,6 +73,9 @@ OPTIONS = [
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML config to start from (flags override it)")
+    parser.add_argument("--method", help=f"pretraining method: {' | '.join(METHOD_NAMES)} (see `crossl methods`)")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the method, e.g. -o temperature=0.2 (repeatable; `crossl methods` lists them)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in <out>.incomplete")
     parser.add_argument("--mask-token", action="store_true", default=None,
                         help="masked entries become a learned per-modality token instead of zero")
@@ -69,12 +86,49 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=kind, help=text)
 
 
+def _set_option(config: RunConfig, key: str, value: object, source: str) -> None:
+    """Set the method's option ``key``, refusing (in one line) an option of another method."""
+    if key not in plain_config(config.options):
+        owners = option_owners(key)
+        known = sorted(plain_config(config.options)) or ["none"]
+        belongs = f"it is an option of {', '.join(owners)}" if owners else "no method has it"
+        raise CrosslError(f"{source}: '{key}' is not an option of method {config.method} ({belongs}); "
+                          f"{config.method}'s options: {', '.join(known)}")
+    values = plain_config(config.options)
+    values[key] = list(value) if isinstance(value, tuple) else value
+    config.options = options_for(config.method, values)
+
+
+def _parse_option(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise CrosslError(f"-o {text}: write an option as KEY=VALUE, e.g. -o temperature=0.2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and "," in value:
+        value = tuple(v.strip() for v in value.split(",") if v.strip())
+    return key.strip(), value
+
+
 def _config_from(args: argparse.Namespace, base: RunConfig) -> RunConfig:
     config = RunConfig.load(args.config) if args.config else base
+    if args.method is not None:
+        if args.method not in METHOD_OPTIONS:
+            raise CrosslError(f"unknown method '{args.method}'; use one of {list(METHOD_NAMES)} (`crossl methods`)")
+        config.set_method(args.method)
     for flag, section, field, _, _ in OPTIONS:
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
+        if value is None:
+            continue
+        if section == "options":
+            _set_option(config, field, value, flag)
+        else:
             setattr(getattr(config, section), field, value)
+    for text in args.option:
+        key, value = _parse_option(text)
+        _set_option(config, key, value, f"-o {text}")
     if args.mask_token:
         config.model.mask_token = True
     if args.no_progress:
@@ -114,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pretrained", type=Path, help="a `crossl pretrain` output directory (omit: supervised only)")
     ev.add_argument("--out", type=Path, help="output directory (default runs/evaluate-<time>)")
     _add_run_options(ev)
+
+    sub.add_parser("methods", help="list the pretraining methods and their options")
 
     data = sub.add_parser("data", help="fetch or describe datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -163,22 +219,41 @@ def _out(args: argparse.Namespace, prefix: str, config: RunConfig) -> Path:
     return _default_out(prefix)
 
 
+def print_methods() -> None:
+    """``crossl methods``: one line per method, then its options with their defaults."""
+    from crossl.methods import METHODS
+
+    width = max(len(n) for n in METHODS)
+    for name, cls in METHODS.items():
+        print(f"{name:<{width}}  {cls.summary}")
+        options = plain_config(options_for(name))
+        if options:
+            print(" " * (width + 2) + "options: " + ", ".join(f"{k}={v}" for k, v in options.items()))
+
+
 def run(argv: Sequence[str] | None = None) -> Path | None:
     args = build_parser().parse_args(argv)
+    if args.command == "methods":
+        print_methods()
+        return None
+    if args.command in ("demo", "pretrain", "evaluate"):
+        # Check every value before torch and Lightning are imported: a wrong flag fails at once.
+        base = RunConfig()
+        if args.command == "demo":
+            base = demo_config(args.quick)
+        config = _config_from(args, base)
+        config.validate()
     from crossl import pipeline
 
     if args.command == "demo":
-        config = _config_from(args, pipeline.demo_config(args.quick))
         with _shared_out(_out(args, "demo-quick" if args.quick else "demo", config)) as out:
             return pipeline.run_demo(out, args.quick, args.resume, config)
     if args.command == "pretrain":
-        config = _config_from(args, RunConfig())
         with _shared_out(_out(args, "pretrain", config)) as out:
             return pipeline.run_pretrain(args.data, out, config, args.resume)
     if args.command == "evaluate":
-        config = _config_from(args, RunConfig())
         with _shared_out(_out(args, "evaluate", config)) as out:
-            return pipeline.run_evaluate(args.pretrained, args.data, out, config, args.resume)
+            return pipeline.run_evaluate(args.pretrained, args.data, out, config, args.resume, method=args.method)
     from crossl.data.datasets import load_dataset
 
     windows = load_dataset(args.name)

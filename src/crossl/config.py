@@ -1,37 +1,93 @@
-"""Typed configuration. Defaults follow the paper where it is explicit; other choices are noted."""
+"""Typed configuration: dataclasses, their checks and YAML; a leaf module (no torch, no registries).
+
+Defaults follow the paper where it is explicit; other choices are noted. Names that a registry
+resolves (methods, aggregators, protocols, masking strategies, augmentations) are ``Literal`` types
+here; the tests check that every registry holds exactly these names.
+
+Every config is checked field by field (type, then range) by :func:`check_config`, whether it came
+from YAML, the command line or Python: a wrong value fails in one line before any work starts.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
 from crossl.errors import CrosslError
 from crossl.io import write_text_atomic
-from crossl.masking import check_mask_args
+
+MethodName = Literal["crossl", "random-init", "simclr", "vicreg-aug", "cocoa", "mae"]
+MaskStrategy = Literal["modality", "random", "feature", "none"]
+AggregatorName = Literal["mlp", "attention"]
+ProtocolName = Literal["linear", "mlp", "finetune", "supervised"]
+#: ``auto``: the representation the method trains (the aggregator output, or the concatenated
+#: encoder outputs for methods that never train the aggregator).
+HeadInput = Literal["auto", "aggregator", "concat"]
+Augmentation = Literal["jitter", "scaling", "rotation", "permutation", "time_warp", "channel_dropout"]
+#: Lightning strategies a pretraining may use: ``auto`` (one device, or ``ddp`` for several) and
+#: ``ddp``, whose launcher re-runs the command once per extra device and also serves processes that
+#: srun or torchrun start. Spawn/fork variants would run the fit in processes that never run the
+#: pipeline, and sharded strategies buy nothing for a model this small; neither is tested.
+Strategy = Literal["auto", "ddp"]
+
+METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
+MASK_STRATEGIES: tuple[str, ...] = get_args(MaskStrategy)
+PROTOCOL_NAMES: tuple[str, ...] = get_args(ProtocolName)
+AUGMENTATION_NAMES: tuple[str, ...] = get_args(Augmentation)
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+
+
+def _fail(where: str, problem: str) -> None:
+    raise CrosslError(f"{where}: {problem}")
+
+
+def _positive(where: str, value: float) -> None:
+    if not value > 0:
+        _fail(where, f"must be positive, got {value}")
+
+
+def _non_negative(where: str, value: float) -> None:
+    if not value >= 0:
+        _fail(where, f"must be zero or positive, got {value}")
 
 
 @dataclass
 class ModelConfig:
-    """The backbone: per-modality encoders and the cross-modal aggregator."""
+    """The backbone shared by every method: per-modality encoders and the cross-modal aggregator."""
 
     modality_channels: dict[str, int] = field(default_factory=dict)
     dim: int = 96
     kernel_sizes: tuple[int, ...] = (24, 16, 8)
     dropout: float = 0.1
-    aggregator: str = "mlp"
+    aggregator: AggregatorName = "mlp"
     out_dim: int = 32
     #: Masked entries become a learned per-modality token instead of zero (the paper uses zero).
     mask_token: bool = False
 
+    def check(self, where: str = "model") -> None:
+        if len(self.kernel_sizes) != 3 or self.dim % 4 or self.dim < 4:
+            _fail(where, f"the TCN encoder has three blocks of dim/4, dim/2, dim filters: give 3 kernel sizes "
+                         f"(got {list(self.kernel_sizes)}) and a dim divisible by 4 (got {self.dim})")
+        if any(k < 1 for k in self.kernel_sizes):
+            _fail(f"{where}.kernel_sizes", f"kernel sizes must be positive, got {list(self.kernel_sizes)}")
+        if not 0.0 <= self.dropout < 1.0:
+            _fail(f"{where}.dropout", f"must lie in [0, 1), got {self.dropout}")
+        _positive(f"{where}.out_dim", self.out_dim)
+        for name, channels in self.modality_channels.items():
+            if channels < 1:
+                _fail(f"{where}.modality_channels", f"modality '{name}' has {channels} channels; it needs at least 1")
+
 
 @dataclass
 class PretrainConfig:
-    """CroSSL pretraining.
+    """Optimisation of any pretraining method (the objective's own options are the method's).
 
     The release used batch 8 and Adam 1e-4: at batch 8 the 32-d VICReg covariance has rank 7 at
     most. Batch 64 with Adam 1e-3 is the default here; on HAPT it beat batch 256 (fewer steps for
@@ -45,14 +101,145 @@ class PretrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    mask_strategy: str = "modality"
+    seed: int = 0
+
+    def check(self, where: str = "pretrain") -> None:
+        _non_negative(f"{where}.epochs", self.epochs)
+        if self.max_steps < -1 or self.max_steps == 0:
+            _fail(f"{where}.max_steps", f"must be -1 (every epoch) or a positive number of steps, got {self.max_steps}")
+        if self.batch_size < 2:
+            _fail(f"{where}.batch_size", f"must be at least 2 (the objectives use batch statistics), got {self.batch_size}")
+        _positive(f"{where}.lr", self.lr)
+        _non_negative(f"{where}.weight_decay", self.weight_decay)
+        _non_negative(f"{where}.seed", self.seed)
+
+
+# ------------------------------------------------------------------ method options
+@dataclass
+class CroSSLOptions:
+    """CroSSL: latent masking of the (batch, modalities, dim) stack, VICReg between the two views."""
+
+    mask_strategy: MaskStrategy = "modality"
+    #: Probability that an entry (a modality row, an element, a latent index) is masked.
     mask_ratio: float = 0.5
+    #: VICReg weights: the release's 10/10/100 (the VICReg paper uses 25/25/1 with an expander).
     sim_weight: float = 10.0
     var_weight: float = 10.0
     cov_weight: float = 100.0
-    seed: int = 0
+
+    def check(self, where: str = "crossl") -> None:
+        if not 0.0 <= self.mask_ratio < 1.0:
+            _fail(f"{where}.mask_ratio", f"masking ratio {self.mask_ratio} must lie in [0, 1): "
+                                         "it is the fraction of entries masked")
+        _check_vicreg_weights(where, self)
 
 
+@dataclass
+class RandomInitOptions:
+    """The untrained backbone: the floor every self-supervised number must clear. No options."""
+
+    def check(self, where: str = "random-init") -> None:
+        return None
+
+
+DEFAULT_AUGMENTATIONS: tuple[Augmentation, ...] = ("jitter", "scaling", "time_warp")
+
+
+@dataclass
+class SimCLROptions:
+    """SimCLR: NT-Xent between two augmented views of the raw windows, no latent masking."""
+
+    temperature: float = 0.1
+    augmentations: tuple[Augmentation, ...] = DEFAULT_AUGMENTATIONS
+    #: Width of the projection MLP (aggregator output -> hidden -> out_dim) the loss sees; 0: none.
+    projector_dim: int = 64
+
+    def check(self, where: str = "simclr") -> None:
+        _positive(f"{where}.temperature", self.temperature)
+        _check_augmentation_list(where, self.augmentations)
+        _non_negative(f"{where}.projector_dim", self.projector_dim)
+
+
+@dataclass
+class VICRegAugOptions:
+    """VICReg between two augmented raw views, no latent masking: what masking adds over augmentation."""
+
+    augmentations: tuple[Augmentation, ...] = DEFAULT_AUGMENTATIONS
+    sim_weight: float = 10.0
+    var_weight: float = 10.0
+    cov_weight: float = 100.0
+
+    def check(self, where: str = "vicreg-aug") -> None:
+        _check_augmentation_list(where, self.augmentations)
+        _check_vicreg_weights(where, self)
+
+
+@dataclass
+class CocoaOptions:
+    """COCOA (Deldari et al., IMWUT 2022): cross-modal agreement of per-modality embeddings."""
+
+    #: The authors' COCOA release: temperature 0.1; its summed loss weights (1/32 positive,
+    #: 3.9e-3 negative) are a negative weight of 0.5 in this mean form for two modalities.
+    temperature: float = 0.1
+    negative_weight: float = 0.5
+
+    def check(self, where: str = "cocoa") -> None:
+        _positive(f"{where}.temperature", self.temperature)
+        _non_negative(f"{where}.negative_weight", self.negative_weight)
+
+
+@dataclass
+class MAEOptions:
+    """Masked autoencoder: hide random patches of each modality's input, reconstruct them."""
+
+    #: Probability that a patch is hidden.
+    mask_ratio: float = 0.5
+    #: Patches per window and modality (a modality of T samples has patches of ceil(T / patches)).
+    patches: int = 16
+
+    def check(self, where: str = "mae") -> None:
+        if not 0.0 < self.mask_ratio < 1.0:
+            _fail(f"{where}.mask_ratio", f"must lie in (0, 1), got {self.mask_ratio}")
+        if self.patches < 2:
+            _fail(f"{where}.patches", f"must be at least 2 (some hidden, some seen), got {self.patches}")
+
+
+MethodOptions = CroSSLOptions | RandomInitOptions | SimCLROptions | VICRegAugOptions | CocoaOptions | MAEOptions
+
+#: method name -> the dataclass of its options (the config section named after the method).
+METHOD_OPTIONS: dict[str, type[Any]] = {
+    "crossl": CroSSLOptions,
+    "random-init": RandomInitOptions,
+    "simclr": SimCLROptions,
+    "vicreg-aug": VICRegAugOptions,
+    "cocoa": CocoaOptions,
+    "mae": MAEOptions,
+}
+
+
+def _check_vicreg_weights(where: str, options: CroSSLOptions | VICRegAugOptions) -> None:
+    for name in ("sim_weight", "var_weight", "cov_weight"):
+        _non_negative(f"{where}.{name}", getattr(options, name))
+
+
+def _check_augmentation_list(where: str, names: tuple[str, ...]) -> None:
+    if not names:
+        _fail(f"{where}.augmentations", f"give at least one of {list(AUGMENTATION_NAMES)}")
+
+
+def options_for(method: str, values: dict[str, Any] | None = None) -> Any:
+    """The options dataclass of ``method``, from defaults updated with ``values`` (checked)."""
+    if method not in METHOD_OPTIONS:
+        raise CrosslError(f"unknown method '{method}'; use one of {list(METHOD_NAMES)}")
+    return _build(METHOD_OPTIONS[method], values or {}, method)
+
+
+def option_owners(name: str) -> list[str]:
+    """The methods that have an option called ``name``."""
+    return [m for m, cls in METHOD_OPTIONS.items() if name in {f.name for f in fields(cls)}]
+
+
+# ------------------------------------------------------------------ evaluation and trainer
 @dataclass
 class EvalConfig:
     """Downstream label-efficiency evaluation.
@@ -62,7 +249,7 @@ class EvalConfig:
     beyond the labeled subset.
     """
 
-    protocols: tuple[str, ...] = ("linear", "finetune", "supervised")
+    protocols: tuple[ProtocolName, ...] = ("linear", "finetune", "supervised")
     label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 300
@@ -71,20 +258,35 @@ class EvalConfig:
     lr: float = 1e-3
     #: Fine-tuning's backbone learning rate as a fraction of ``lr`` (the head always gets ``lr``).
     backbone_lr_scale: float = 1.0
-    #: Features the head reads: "aggregator" (the paper's figure) or "concat" (the release's default).
-    head_input: str = "aggregator"
+    #: Features the head reads: "aggregator" (the paper's figure), "concat" (the release's default),
+    #: or "auto" (what the method trains: the aggregator, or "concat" for encoder-only methods).
+    head_input: HeadInput = "auto"
+
+    def check(self, where: str = "evaluation") -> None:
+        for name in ("protocols", "label_fractions", "seeds"):
+            if not getattr(self, name):
+                _fail(f"{where}.{name}", "must not be empty")
+        for name in ("protocols", "label_fractions", "seeds"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                _fail(f"{where}.{name}", f"lists a value twice: {list(values)}")
+        bad = [f for f in self.label_fractions if not 0.0 < f <= 1.0]
+        if bad:
+            _fail(f"{where}.label_fractions", f"fractions must lie in (0, 1], got {bad}")
+        if any(s < 0 for s in self.seeds):
+            _fail(f"{where}.seeds", f"seeds must be zero or positive, got {list(self.seeds)}")
+        _non_negative(f"{where}.steps", self.steps)
+        _non_negative(f"{where}.epochs", self.epochs)
+        if self.steps == 0 and self.epochs == 0:
+            _fail(where, "steps and epochs are both 0: a trainable protocol would never train")
+        _positive(f"{where}.batch_size", self.batch_size)
+        _positive(f"{where}.lr", self.lr)
+        _non_negative(f"{where}.backbone_lr_scale", self.backbone_lr_scale)
 
 
 def step_budget(config: EvalConfig, num_labeled: int) -> int:
     """Optimiser steps of a trainable protocol on ``num_labeled`` windows."""
     return max(config.steps, config.epochs * math.ceil(num_labeled / config.batch_size))
-
-
-#: Lightning strategies a pretraining may use: ``auto`` (one device, or ``ddp`` for several) and
-#: ``ddp``, whose launcher re-runs the command once per extra device and also serves processes that
-#: srun or torchrun start. Spawn/fork variants would run the fit in processes that never run the
-#: pipeline, and sharded strategies buy nothing for a model this small; neither is tested.
-STRATEGIES = ("auto", "ddp")
 
 
 @dataclass
@@ -97,55 +299,81 @@ class TrainerConfig:
     """
 
     accelerator: str = "cpu"
-    devices: str = "1"
+    #: Lightning's devices: a count ("2"), a list of ids ("0,1") or "auto" (YAML may give a number).
+    devices: str = field(default="1", metadata={"accepts_int": True})
     num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
+    strategy: Strategy = "auto"
+    #: Lightning's precision: "32-true", "bf16-mixed", "16-mixed" (YAML may give 32).
+    precision: str = field(default="32-true", metadata={"accepts_int": True})
     #: Run the encoders' LayerNorm -> PReLU -> dropout compiled by ``torch.compile`` (fused kernels)
     #: in every Lightning fit; needs a C++ compiler on CPU. Results agree with eager to float tolerance.
     compile: bool = False
     progress: bool = True
 
+    def check(self, where: str = "trainer") -> None:
+        if self.num_nodes < 1:
+            _fail(f"{where}.num_nodes", f"number of nodes must be a positive integer, got {self.num_nodes!r}")
 
+
+# ------------------------------------------------------------------ the run
 @dataclass
 class RunConfig:
+    """Everything a run computes with. In YAML the method's options are the section named after it::
+
+        dataset: hapt
+        method: crossl
+        crossl: {mask_strategy: modality, mask_ratio: 0.5, ...}
+        model: {...}
+        pretrain: {...}
+    """
+
     dataset: str = "hapt"
+    method: MethodName = "crossl"
+    options: Any = field(default_factory=CroSSLOptions)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
-    def validate(self) -> None:
-        check_mask_args(self.pretrain.mask_strategy, self.pretrain.mask_ratio)
-        from crossl.models.aggregators import AGGREGATORS
-        from crossl.evaluation.protocols import PROTOCOLS
+    def set_method(self, method: str) -> None:
+        """Switch to ``method`` with its default options (keeps them if the method is unchanged)."""
+        if method != self.method or not isinstance(self.options, METHOD_OPTIONS.get(method, ())):
+            self.options = options_for(method)
+            self.method = method  # type: ignore[assignment]
 
-        if self.model.aggregator not in AGGREGATORS:
-            raise CrosslError(f"unknown aggregator '{self.model.aggregator}'; use one of {sorted(AGGREGATORS)}")
-        unknown = [p for p in self.evaluation.protocols if p not in PROTOCOLS]
-        if unknown:
-            raise CrosslError(f"unknown protocol(s) {unknown}; use any of {list(PROTOCOLS)}")
-        if self.evaluation.head_input not in ("aggregator", "concat"):
-            raise CrosslError(f"head input '{self.evaluation.head_input}' is neither 'aggregator' nor 'concat'")
-        if len(self.model.kernel_sizes) != 3 or self.model.dim % 4:
-            raise CrosslError(f"the TCN encoder has three blocks of dim/4, dim/2, dim filters: give 3 kernel sizes "
-                              f"(got {list(self.model.kernel_sizes)}) and a dim divisible by 4 (got {self.model.dim})")
-        if self.pretrain.batch_size < 2:
-            raise CrosslError("pretraining batch size must be at least 2 (VICReg's variance term)")
-        if self.trainer.strategy not in STRATEGIES:
-            raise CrosslError(f"unknown strategy '{self.trainer.strategy}'; use one of {list(STRATEGIES)}")
-        if not isinstance(self.trainer.num_nodes, int) or self.trainer.num_nodes < 1:
-            raise CrosslError(f"number of nodes must be a positive integer, got {self.trainer.num_nodes!r}")
+    def validate(self) -> None:
+        """Check every field's type and range (one line naming the field and the fix)."""
+        check_config(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        plain = _plain(asdict(self))
+        options = plain.pop("options")
+        ordered = {"dataset": plain.pop("dataset"), "method": plain.pop("method"), self.method: options}
+        return {**ordered, **plain}
 
     def save(self, path: Path) -> None:
-        write_text_atomic(path, yaml.safe_dump(_plain(self.to_dict()), sort_keys=False))
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> RunConfig:
-        return _build(cls, obj, "config")
+        if not isinstance(obj, dict):
+            raise CrosslError(f"config must be a mapping, got {type(obj).__name__}")
+        obj = dict(obj)
+        method = obj.pop("method", "crossl")
+        if method not in METHOD_OPTIONS:
+            raise CrosslError(f"config: unknown method {method!r}; use one of {list(METHOD_NAMES)}")
+        others = sorted(k for k in obj if k in METHOD_OPTIONS and k != method)
+        if others:
+            raise CrosslError(f"config: section(s) {others} belong to other methods than '{method}'; "
+                              f"remove them or set method to one of them")
+        options = options_for(method, obj.pop(method, None) or {})
+        if "options" in obj:
+            raise CrosslError(f"config: put the method's options under a '{method}' section, not 'options'")
+        config = _build(cls, obj, "config")
+        config.method = method
+        config.options = options
+        check_config(config)
+        return config
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:
@@ -156,6 +384,18 @@ class RunConfig:
         return cls.from_dict(obj or {})
 
 
+def demo_config(quick: bool) -> RunConfig:
+    """The demo's settings: the defaults, or a smoke run with ``quick``."""
+    config = RunConfig(dataset="hapt")
+    if quick:
+        config.pretrain.epochs = 2
+        config.evaluation.steps = 20
+        config.evaluation.epochs = 0
+        config.evaluation.seeds = (0,)
+    return config
+
+
+# ------------------------------------------------------------------ building and checking
 def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
@@ -164,21 +404,126 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _build(cls: type, obj: dict[str, Any], where: str) -> Any:
-    """Instantiate a (nested) config dataclass from a plain dict, rejecting unknown keys."""
+def plain_config(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain YAML/JSON-ready data (tuples as lists)."""
+    return _plain(asdict(config))  # type: ignore[no-any-return]
+
+
+def _build(cls: type, obj: Any, where: str) -> Any:
+    """Instantiate a (nested) config dataclass from a plain dict, rejecting unknown keys, checked."""
     if not isinstance(obj, dict):
         raise CrosslError(f"{where} must be a mapping, got {type(obj).__name__}")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(obj) - set(known))
     if unknown:
-        raise CrosslError(f"unknown {where} key(s) {unknown}; known keys are {sorted(known)}")
+        owners = {k: option_owners(k) for k in unknown}
+        hint = "; ".join(f"'{k}' is an option of {v}" for k, v in owners.items() if v)
+        raise CrosslError(f"unknown {where} key(s) {unknown}; known keys are {sorted(known)}" + (f" ({hint})" if hint else ""))
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in obj.items():
         default = getattr(cls(), name)
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{where}.{name}")
-        elif isinstance(default, tuple):
-            kwargs[name] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
         else:
-            kwargs[name] = value
-    return cls(**kwargs)
+            kwargs[name] = _coerce(value, hints[name], known[name], f"{where}.{name}")
+    instance = cls(**kwargs)
+    check_config(instance, where)
+    return instance
+
+
+def _coerce(value: Any, kind: Any, spec: dataclasses.Field[Any], where: str) -> Any:
+    """YAML's lists become tuples and a lone value a 1-tuple; integers may stand for floats."""
+    if get_origin(kind) is tuple and not isinstance(value, (list, tuple)):
+        value = (value,)
+    if get_origin(kind) is tuple:
+        return tuple(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and spec.metadata.get("accepts_int") and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def check_config(config: Any, where: str | None = None) -> None:
+    """Check a config dataclass (and the ones inside it): every field's type, then its ``check()``."""
+    where = where or _default_where(config)
+    hints = typing.get_type_hints(type(config))
+    for spec in fields(config):
+        value = getattr(config, spec.name)
+        if isinstance(config, RunConfig) and spec.name == "options":
+            continue  # checked below, against the method
+        if dataclasses.is_dataclass(value):
+            check_config(value, spec.name if where == "config" else f"{where}.{spec.name}")
+        else:
+            _check_type(value, hints[spec.name], f"{where}.{spec.name}")
+    if isinstance(config, RunConfig):
+        expected = METHOD_OPTIONS.get(config.method)
+        if expected is None:
+            raise CrosslError(f"unknown method '{config.method}'; use one of {list(METHOD_NAMES)}")
+        if not isinstance(config.options, expected):
+            raise CrosslError(f"config: the options of method '{config.method}' must be {expected.__name__}, "
+                              f"got {type(config.options).__name__}")
+        check_config(config.options, config.method)
+    check = getattr(config, "check", None)
+    if check is not None:
+        check(where)
+
+
+def _default_where(config: Any) -> str:
+    for name, cls in METHOD_OPTIONS.items():
+        if type(config) is cls:
+            return name
+    return {"ModelConfig": "model", "PretrainConfig": "pretrain", "EvalConfig": "evaluation",
+            "TrainerConfig": "trainer"}.get(type(config).__name__, "config")
+
+
+def _describe(kind: Any) -> str:
+    origin = get_origin(kind)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(kind))
+    if origin is tuple:
+        return f"a list of {_describe(get_args(kind)[0])}"
+    if origin is dict:
+        key, val = get_args(kind)
+        return f"a mapping of {_describe(key)} to {_describe(val)}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))
+
+
+def _type_ok(value: Any, kind: Any) -> bool:
+    origin = get_origin(kind)
+    if origin is Literal:
+        return isinstance(value, str) and value in get_args(kind)
+    if origin is tuple:
+        item = get_args(kind)[0]
+        return isinstance(value, tuple) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key, val = get_args(kind)
+        return isinstance(value, dict) and all(_type_ok(k, key) and _type_ok(v, val) for k, v in value.items())
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, k) for k in get_args(kind))
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is str:
+        return isinstance(value, str)
+    return True
+
+
+def _check_type(value: Any, kind: Any, where: str) -> None:
+    if _type_ok(value, kind):
+        return
+    if get_origin(kind) is Literal and isinstance(value, str):
+        raise CrosslError(f"{where}: unknown value {value!r}; use one of {list(get_args(kind))}")
+    if get_origin(kind) is tuple and get_origin(get_args(kind)[0]) is Literal and isinstance(value, tuple):
+        choices = get_args(get_args(kind)[0])
+        unknown = [v for v in value if v not in choices]
+        raise CrosslError(f"{where}: unknown value(s) {unknown}; use any of {list(choices)}")
+    shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
+    hint = ""
+    if isinstance(value, str) and kind in (int, float):
+        hint = " (write it as a number, e.g. 1.0e-3 rather than 1e-3 in YAML)"
+    raise CrosslError(f"{where} must be {_describe(kind)}, got {shown}{hint}")

@@ -15,14 +15,12 @@ sample's present modalities is restored, chosen at random.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 
+from crossl.config import MASK_STRATEGIES, MaskStrategy
 from crossl.errors import CrosslError
 
-MaskStrategy = Literal["modality", "random", "feature", "none"]
-MASK_STRATEGIES: tuple[str, ...] = get_args(MaskStrategy)
+__all__ = ["MASK_STRATEGIES", "MaskStrategy", "apply_mask", "check_mask_args", "draw_keep_mask", "modality_kept"]
 
 
 def check_mask_args(strategy: str, ratio: float) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,9 +70,9 @@ class RunDirectory:
                 break  # a line cut by the interruption: redo that record
         return records
 
-    def append_record(self, record: dict[str, Any], existing: list[dict[str, Any]]) -> None:
-        existing.append(record)
-        write_text_atomic(self.work / PARTIAL_RESULTS, "".join(json.dumps(r) + "\n" for r in existing))
+    def save_partial_records(self, records: list[dict[str, Any]]) -> None:
+        """Keep the records finished so far: an interrupted run resumes after the last of them."""
+        write_text_atomic(self.work / PARTIAL_RESULTS, "".join(json.dumps(r) + "\n" for r in records))
 
     def finish(self) -> Path:
         (self.work / PARTIAL_RESULTS).unlink(missing_ok=True)
@@ -90,11 +89,3 @@ def _what_is_computed(config: RunConfig) -> dict[str, Any]:
     for key in ("devices", "num_nodes", "strategy", "compile", "progress"):
         plain["trainer"].pop(key)
     return plain
-
-
-def iter_missing(tasks: list[dict[str, Any]], done: list[dict[str, Any]], keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    """The tasks whose ``keys`` match no finished record."""
-    seen = {tuple(r[k] for k in keys) for r in done}
-    for task in tasks:
-        if tuple(task[k] for k in keys) not in seen:
-            yield task

@@ -1,4 +1,4 @@
-"""Lightning modules for pretraining and classification, batch sampling, trainer construction."""
+"""Batch sampling, the downstream classifier module, trainer construction (pretraining methods: :mod:`crossl.methods`)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from crossl.config import PretrainConfig, TrainerConfig
-from crossl.losses import VICRegLoss
-from crossl.masking import draw_keep_mask
+from crossl.config import TrainerConfig
 from crossl.models.backbone import CrossModalBackbone
+from crossl.seeding import stream_generator
 
 Batch = dict[str, Any]
 
@@ -95,7 +94,7 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         return self.num_batches if self.num_batches is not None else self._per_pass()
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = stream_generator(self.seed, "batches", self.epoch)
         emitted = 0
         while True:
             order = torch.randperm(self.size, generator=generator) if self.shuffle else torch.arange(self.size)
@@ -116,74 +115,6 @@ def batch_loader(batches: Dataset, batch_size: int, shuffle: bool, drop_last: bo
     with ``world_size > 1``, this process's share of each global batch of ``batch_size``."""
     sampler = IndexBatchSampler(len(batches), batch_size, shuffle, drop_last, seed, num_batches, rank, world_size)
     return DataLoader(batches, sampler=sampler, batch_size=None, num_workers=0)
-
-
-class PretrainModule(L.LightningModule):
-    """CroSSL pretraining: embed once, mask twice, aggregate each view, VICReg between the views."""
-
-    def __init__(self, backbone: CrossModalBackbone, config: PretrainConfig) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.config = config
-        self.loss = VICRegLoss(config.sim_weight, config.var_weight, config.cov_weight, gather_distributed=True)
-
-    def _mask_generator(self, step: int, stage: str) -> torch.Generator:
-        # Masks depend only on (seed, stage, step): identical after a resume and on any device.
-        offset = 0 if stage == "train" else 7_919
-        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + offset + step)
-
-    def _keep_masks(self, q: torch.Tensor, presence: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
-        """Two keep-masks ``(batch, modalities, dim)`` for this process's rows of ``q``.
-
-        Drawn for the whole global batch and cut to this process's share (the sampler's layout,
-        :func:`shard_slice`): under DDP every window gets the mask it would get on one device, and
-        no two processes repeat a pattern on different windows.
-        """
-        world = self._trainer.world_size if self._trainer is not None else 1
-        b, m, d = q.shape
-        own = shard_slice(b * world, self.global_rank, world)
-        # A row's mask depends on that row's presence only, and the draws on shapes only: the other
-        # processes' rows may count as fully present without changing this process's masks.
-        global_presence = torch.ones((b * world, m), dtype=torch.bool, device=presence.device)
-        global_presence[own] = presence.bool()
-        return [
-            draw_keep_mask((b * world, m, d), self.config.mask_strategy, self.config.mask_ratio, generator,
-                           global_presence, q.device)[own]
-            for _ in range(2)
-        ]
-
-    def _shared_step(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        q = self.backbone.embed(batch["inputs"])
-        masks = self._keep_masks(q, batch["presence"], generator)
-        z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
-        terms = self.loss.terms(z_a, z_b)
-        return {"loss": self.loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
-                "covariance": terms.covariance, "z_std": z_a.detach().float().std(dim=0).mean()}
-
-    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        # Dropout draws from the global generator: reseed it per step so that a resumed run
-        # continues exactly as an uninterrupted one (Lightning does not checkpoint RNG states).
-        # Each DDP process gets its own stream (rank 0 keeps the single-device one): the same
-        # dropout pattern on every process's different windows would correlate the shares.
-        torch.manual_seed(self.config.seed * 1_000_003 + 104_729 + self.global_step + 15_485_863 * self.global_rank)
-
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        out = self._shared_step(batch, self._mask_generator(self.global_step, "train"))
-        n = batch_size_of(batch["inputs"])
-        # sync_dist: under DDP each process's loss has the global variance and covariance terms and
-        # its own share's invariance term; their mean over processes is the global batch's loss,
-        # and every process (the checkpoint's monitor included) must see the same value.
-        self.log("train/loss", out["loss"], prog_bar=True, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        for k in ("invariance", "variance", "covariance", "z_std"):
-            self.log(f"train/{k}", out[k], on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return out["loss"]
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        out = self._shared_step(batch, self._mask_generator(batch_idx, "val"))
-        self.log("val/loss", out["loss"], prog_bar=True, batch_size=batch_size_of(batch["inputs"]), sync_dist=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
 
 class ClassifierModule(L.LightningModule):

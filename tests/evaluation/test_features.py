@@ -10,7 +10,7 @@ from crossl.config import ModelConfig
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
 from crossl.data.splits import fit_channel_stats
-from crossl.evaluation.protocols import EMBED_TIME_STEPS, compute_features, embedding_batch_size
+from crossl.evaluation.features import EMBED_TIME_STEPS, compute_features, embedding_batch_size
 from crossl.models.backbone import CrossModalBackbone
 
 

@@ -27,41 +27,13 @@ from crossl.models.backbone import CrossModalBackbone
 from crossl.models.heads import mlp_head
 from crossl.training import ClassifierModule, TensorBatches, batch_loader, build_trainer
 
-PROTOCOLS: dict[str, str] = {"linear": "crossl", "mlp": "crossl", "finetune": "crossl", "supervised": "supervised"}
-"""protocol -> the method whose result it reports."""
+#: protocol -> what it starts from: "frozen" features of the pretrained model, the "pretrained"
+#: weights (trained further), or "scratch" (a freshly initialised backbone; no pretraining used).
+PROTOCOLS: dict[str, str] = {"linear": "frozen", "mlp": "frozen", "finetune": "pretrained", "supervised": "scratch"}
 
 
-#: Time steps of the longest modality per embedding batch. A batch's activations (batch x time x
-#: 96 floats per layer) then stay around 12 MB: speed does not need more (256 windows of 3000 steps,
-#: Sleep-EDF, embedded at a third of the speed of 64; HAPT ran as fast at 64 windows as at 256),
-#: and memory does: HAPT batches of 1,024 windows added 180 MB to a run's peak (docs/performance.md).
-EMBED_TIME_STEPS = 32_768
-
-
-def embedding_batch_size(windows: WindowBatches, most: int = 1024) -> int:
-    """Windows per embedding batch: ``EMBED_TIME_STEPS`` over the longest modality, in [16, most]."""
-    longest = max(t for t, _ in windows.windows.shapes.values())
-    return max(16, min(most, EMBED_TIME_STEPS // max(longest, 1)))
-
-
-@torch.no_grad()
-def compute_features(backbone: CrossModalBackbone, windows: WindowBatches, source: str,
-                     batch_size: int | None = None) -> torch.Tensor:
-    """Frozen features ``(N, F)`` of every window, in eval mode (no dropout, no masking).
-
-    Reads ``batch_size`` windows at a time (default :func:`embedding_batch_size`), so memory holds
-    one batch of inputs and the features.
-    """
-    batch_size = batch_size or embedding_batch_size(windows)
-    was_training = backbone.training
-    backbone.eval()
-    n = len(windows)
-    parts = []
-    for start in range(0, n, batch_size):
-        batch = windows[torch.arange(start, min(n, start + batch_size))]
-        parts.append(backbone.features(batch["inputs"], batch["presence"], source))
-    backbone.train(was_training)
-    return torch.cat(parts).float()
+def uses_pretrained(protocol: str) -> bool:
+    return PROTOCOLS[protocol] != "scratch"
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
@@ -91,13 +63,15 @@ def run_protocol(
     test: WindowBatches,
     frozen_features: tuple[torch.Tensor, torch.Tensor] | None,
     num_classes: int,
+    source: str,
     config: EvalConfig,
     trainer_config: TrainerConfig,
     seed: int,
 ) -> np.ndarray:
     """Test-split predictions of one protocol trained on ``labeled``.
 
-    ``frozen_features``: ``(labeled_features, test_features)`` for ``linear`` and ``mlp``.
+    ``frozen_features``: ``(labeled_features, test_features)`` for ``linear`` and ``mlp``;
+    ``source``: the features the trainable heads read (``aggregator`` or ``concat``).
     """
     L.seed_everything(seed, workers=False, verbose=False)
     steps = step_budget(config, len(labeled))
@@ -116,8 +90,8 @@ def run_protocol(
         backbone = copy.deepcopy(pretrained).train()
     else:
         backbone = CrossModalBackbone(model_config)
-    head = mlp_head(backbone.feature_dim(config.head_input), num_classes)
+    head = mlp_head(backbone.feature_dim(source), num_classes)
     scale = config.backbone_lr_scale if protocol == "finetune" else 1.0
-    module = ClassifierModule(head, backbone, source=config.head_input, train_backbone=True, lr=config.lr,
+    module = ClassifierModule(head, backbone, source=source, train_backbone=True, lr=config.lr,
                               backbone_lr_scale=scale, total_steps=steps)
     return train_classifier(module, labeled, test, config, trainer_config, seed)

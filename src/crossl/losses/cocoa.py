@@ -15,8 +15,7 @@ leaves out every pair with an absent embedding: a window's positive mean is over
 and windows with fewer than 2 present modalities drop out; a modality's negative mean is over pairs
 of windows that both have it, and modalities with fewer than 2 such windows drop out.
 
-Defaults, from the authors' release (github.com/cruiseresearchgroup/COCOA, ``src/main.py`` and the
-``cocoa2`` loss in ``src/losses.py``): ``tau = 0.1``. The release sums instead of averaging, keeps the
+Defaults, from the authors' COCOA release (its command-line defaults and its loss): ``tau = 0.1``. The release sums instead of averaging, keeps the
 constant i == j entries (each exp(0) = 1) in the positive mean, and weights positive by 1/32 and
 negative by 3.9e-3. Up to a constant and an overall scale that is ``positive + w * negative`` with
 ``w = 0.1248 * M**2 / (M - 1)`` (:func:`cocoa_release_negative_weight`), 0.4992 for two modalities;

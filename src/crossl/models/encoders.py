@@ -162,8 +162,12 @@ class TCNEncoder(nn.Module):
         )
         self.dim = dim
 
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, time, channels)`` -> ``(batch, time, dim)``: the last block's output, before pooling."""
+        return self.blocks(x.contiguous())  # type: ignore[no-any-return]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return time_mean(self.blocks(x.contiguous()))
+        return time_mean(self.sequence(x))
 
 
 class ModalityEncoders(nn.Module):

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from crossl.config import RunConfig
+from crossl.config import RunConfig, plain_config
 from crossl.data.container import WindowSet
 from crossl.data.splits import Split
 from crossl.evaluation.metrics import summarize
@@ -59,9 +59,18 @@ def results_table(records: Sequence[dict[str, Any]], compare_release: bool) -> s
     return "\n".join(lines)
 
 
+def pretraining_line(config: RunConfig) -> str:
+    """The method, its options and its optimisation, in one line."""
+    p = config.pretrain
+    options = ", ".join(f"{k} {v}" for k, v in plain_config(config.options).items())
+    return (f"- pretraining: method `{config.method}`" + (f" ({options})" if options else "")
+            + f"; {p.epochs} epochs, batch {p.batch_size}, Adam lr {p.lr}, seed {p.seed}")
+
+
 def write_report(path: Path, records: Sequence[dict[str, Any]], config: RunConfig, windows: WindowSet,
-                 split: Split, command: str, has_loss_plot: bool) -> None:
-    p, ev, m = config.pretrain, config.evaluation, config.model
+                 split: Split, command: str, has_loss_plot: bool, pretrained: bool = True) -> None:
+    ev, m = config.evaluation, config.model
+    head_inputs = sorted({str(r["head_input"]) for r in records if r.get("head_input")}) or [ev.head_input]
     parts = [
         f"# crossl run: {windows.meta.name}",
         "",
@@ -75,12 +84,11 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], config: RunConfi
         f"validation {len(split.val)} ({split.subjects['val']}), test {len(split.test)} ({split.subjects['test']})",
         f"- model: TCN encoders D={m.dim}, kernels {list(m.kernel_sizes)}, dropout {m.dropout}; "
         f"{m.aggregator} aggregator to {m.out_dim}-d",
-        f"- pretraining: {p.epochs} epochs, batch {p.batch_size}, Adam lr {p.lr}, {p.mask_strategy} masking "
-        f"ratio {p.mask_ratio}, VICReg {p.sim_weight}/{p.var_weight}/{p.cov_weight}, seed {p.seed}",
+        pretraining_line(config) if pretrained else "- pretraining: none (supervised baseline only)",
     ]
     if records:
         parts += [
-            f"- downstream: head on the {ev.head_input} features; trainable protocols max({ev.steps}, "
+            f"- downstream: head on the {' / '.join(head_inputs)} features; trainable protocols max({ev.steps}, "
             f"{ev.epochs} epochs) Adam steps (lr {ev.lr} with cosine decay, batch {ev.batch_size}), scored at the last step on the whole test split; "
             f"linear = logistic regression on frozen features; seeds {list(ev.seeds)} (label subset, head "
             f"initialisation, batch order; one pretrained model)",

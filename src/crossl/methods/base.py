@@ -1,0 +1,108 @@
+"""The base of every pretraining method: optimiser, logging, random streams, DDP rows.
+
+A method is a :class:`PretrainMethod` subclass that adds its own heads (projector, decoder) and
+implements :meth:`PretrainMethod.objective`: one batch in, a dict with the ``loss`` and the terms
+worth logging out. Everything else (when to reseed, what is logged where, the optimiser, which
+rows of a global batch this process owns) lives here, once.
+
+What a method exports is the backbone (:class:`~crossl.models.backbone.CrossModalBackbone`):
+encoders and aggregator. Its extra heads serve the objective only and are dropped after
+pretraining; checkpoints keep them, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+
+from crossl.config import PretrainConfig
+from crossl.models.backbone import CrossModalBackbone
+from crossl.seeding import stream_generator, stream_seed
+from crossl.training import Batch, batch_size_of, shard_slice
+
+Stage = str  # "train" or "val"
+
+
+class PretrainMethod(L.LightningModule):
+    """Self-supervised pretraining of a :class:`CrossModalBackbone` with one objective.
+
+    Subclasses set the class attributes and implement :meth:`objective`.
+    """
+
+    #: Registry name (``--method``) and the one line ``crossl methods`` prints.
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: False for methods that never train the aggregator (their representation is the
+    #: concatenated encoder outputs; ``head_input: auto`` picks ``concat`` for them).
+    trains_aggregator: ClassVar[bool] = True
+    #: False for the untrained backbone: the fit exports the initialised weights.
+    trains: ClassVar[bool] = True
+
+    def __init__(self, backbone: CrossModalBackbone, pretrain: PretrainConfig, options: Any) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.config = pretrain
+        self.options = options
+
+    @classmethod
+    def check_data(cls, options: Any, modality_channels: Mapping[str, int]) -> None:
+        """Raise :class:`~crossl.errors.CrosslError` if the method cannot run on these modalities."""
+
+    def objective(self, batch: Batch, stage: Stage, index: int) -> dict[str, torch.Tensor]:
+        """``{"loss": scalar, term: scalar, ...}`` for one batch; ``index`` is the step or val batch."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- randomness
+    def generator(self, stream: str, stage: Stage, index: int, per_process: bool = False) -> torch.Generator:
+        """Stream ``stream`` (``stream-val`` in validation) at ``index``; ``per_process`` gives each
+        DDP process its own draw (rank 0 keeps the single-process one)."""
+        name = stream if stage == "train" else f"{stream}-val"
+        return stream_generator(self.config.seed, name, index, self.global_rank if per_process else 0)
+
+    @property
+    def world_size(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
+
+    def own_rows(self, local_size: int) -> tuple[int, slice]:
+        """``(global batch size, this process's rows of it)`` for a local share of ``local_size``."""
+        world = self.world_size
+        return local_size * world, shard_slice(local_size * world, self.global_rank, world)
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # Dropout draws from the global generator: reseed it per step so that a resumed run
+        # continues exactly as an uninterrupted one (Lightning does not checkpoint RNG states).
+        # Each DDP process gets its own stream (rank 0 keeps the single-device one): the same
+        # dropout pattern on every process's different windows would correlate the shares.
+        torch.manual_seed(stream_seed(self.config.seed, "dropout", self.global_step, self.global_rank))
+
+    # ---------------------------------------------------------------- Lightning hooks
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        out = self.objective(batch, "train", self.global_step)
+        n = batch_size_of(batch["inputs"])
+        # sync_dist: under DDP each process's loss holds the batch-wide terms of the global batch
+        # and its own share's per-window terms; their mean over processes is the global batch's
+        # loss, and every process (the checkpoint's monitor included) must see the same value.
+        self.log("train/loss", out["loss"], prog_bar=True, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        for key, value in out.items():
+            if key != "loss":
+                self.log(f"train/{key}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return out["loss"]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self.objective(batch, "val", batch_idx)
+        n = batch_size_of(batch["inputs"])
+        self.log("val/loss", out["loss"], prog_bar=True, batch_size=n, sync_dist=True)
+        for key, value in out.items():
+            if key != "loss":
+                self.log(f"val/{key}", value, batch_size=n, sync_dist=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+
+def embedding_spread(z: torch.Tensor) -> torch.Tensor:
+    """Mean over dimensions of the batch std of ``z`` (batch, dim): near 0 means collapse."""
+    return z.detach().float().std(dim=0).mean()

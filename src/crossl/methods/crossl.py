@@ -1,0 +1,48 @@
+"""CroSSL: embed once, mask the (batch, modalities, dim) stack twice, aggregate each view, VICReg."""
+
+from __future__ import annotations
+
+import torch
+
+from crossl.config import CroSSLOptions, PretrainConfig
+from crossl.losses import VICRegLoss
+from crossl.masking import draw_keep_mask
+from crossl.methods.base import PretrainMethod, Stage, embedding_spread
+from crossl.models.backbone import CrossModalBackbone
+from crossl.training import Batch
+
+
+class CroSSLMethod(PretrainMethod):
+    name = "crossl"
+    summary = "latent masking of the modality embeddings, two views, VICReg on the aggregator output (the paper)"
+
+    def __init__(self, backbone: CrossModalBackbone, pretrain: PretrainConfig, options: CroSSLOptions) -> None:
+        super().__init__(backbone, pretrain, options)
+        self.loss = VICRegLoss(options.sim_weight, options.var_weight, options.cov_weight, gather_distributed=True)
+
+    def keep_masks(self, q: torch.Tensor, presence: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        """Two keep-masks ``(batch, modalities, dim)`` for this process's rows of ``q``.
+
+        Drawn for the whole global batch and cut to this process's share (the sampler's layout):
+        under DDP every window gets the mask it would get on one device, and no two processes
+        repeat a pattern on different windows.
+        """
+        b, m, d = q.shape
+        global_size, own = self.own_rows(b)
+        # A row's mask depends on that row's presence only, and the draws on shapes only: the other
+        # processes' rows may count as fully present without changing this process's masks.
+        global_presence = torch.ones((global_size, m), dtype=torch.bool, device=presence.device)
+        global_presence[own] = presence.bool()
+        return [
+            draw_keep_mask((global_size, m, d), self.options.mask_strategy, self.options.mask_ratio, generator,
+                           global_presence, q.device)[own]
+            for _ in range(2)
+        ]
+
+    def objective(self, batch: Batch, stage: Stage, index: int) -> dict[str, torch.Tensor]:
+        q = self.backbone.embed(batch["inputs"])
+        masks = self.keep_masks(q, batch["presence"], self.generator("mask", stage, index))
+        z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
+        terms = self.loss.terms(z_a, z_b)
+        return {"loss": self.loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
+                "covariance": terms.covariance, "z_std": embedding_spread(z_a)}
