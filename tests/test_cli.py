@@ -210,3 +210,68 @@ def test_a_run_in_use_by_another_process_is_refused(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_evaluate_a_pretrained_baseline_reports_its_own_settings(tmp_path: Path, crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy")
+    common = ["--data", str(data), "--fractions", "0.5,1", "--seeds", "0", "--no-progress"]
+    pre = run_cli("pretrain", *common, "--method", "simclr", "-o", "temperature=0.3", "--epochs", "1",
+                  "--batch-size", "16", "--out", "pre", cwd=tmp_path, home=crossl_home)
+    assert pre.returncode == 0, pre.stderr
+    assert json.loads((tmp_path / "pre" / "model" / "model.json").read_text())["method"] == "simclr"
+    ev = run_cli("evaluate", *common, "--pretrained", "pre", "--protocols", "linear,finetune", "--steps", "3",
+                 "--eval-epochs", "0", "--out", "eval", cwd=tmp_path, home=crossl_home)
+    assert ev.returncode == 0, ev.stderr
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "method `simclr` (temperature 0.3" in report and "1 epochs, batch 16" in report
+    config = (tmp_path / "eval" / "config.yaml").read_text()
+    assert "method: simclr" in config and "temperature: 0.3" in config
+    records = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert {r["method"] for r in records} == {"simclr"} and len(records) == 4
+
+
+def test_evaluate_without_a_pretrained_run_reports_no_pretraining(tmp_path: Path, crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy")
+    ev = run_cli("evaluate", "--data", str(data), "--protocols", "supervised", "--fractions", "1", "--seeds", "0",
+                 "--steps", "3", "--eval-epochs", "0", "--no-progress", "--out", "eval", cwd=tmp_path, home=crossl_home)
+    assert ev.returncode == 0, ev.stderr
+    assert "- pretraining: none" in (tmp_path / "eval" / "report.md").read_text()
+    assert [r["method"] for r in json.loads((tmp_path / "eval" / "results.json").read_text())] == [None]
+
+
+def test_evaluate_with_another_method_than_the_pretrained_one_is_refused(tmp_path: Path, crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy")
+    pre = run_cli("pretrain", "--data", str(data), "--method", "random-init", "--fractions", "1", "--seeds", "0",
+                  "--no-progress", "--out", "pre", cwd=tmp_path, home=crossl_home)
+    assert pre.returncode == 0, pre.stderr
+    ev = run_cli("evaluate", "--data", str(data), "--pretrained", "pre", "--method", "crossl", "--out", "eval",
+                 cwd=tmp_path, home=crossl_home)
+    assert ev.returncode == 2 and "does not match the pretrained run, whose method is random-init" in ev.stderr
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "eval.incomplete").exists()
+
+
+def test_a_method_that_cannot_run_on_the_data_is_refused_before_output(tmp_path: Path, crossl_home: Path) -> None:
+    from conftest import synthetic_arrays
+
+    from crossl.data.container import DatasetMeta, WindowSet
+
+    meta = DatasetMeta(name="ecg-only", modality_names=("ecg",), channel_names={"ecg": ("ecg",)},
+                       sampling_rates={"ecg": 50.0}, class_names=("a", "b", "c"),
+                       extra={"default_split": {"train": [0, 1, 2, 3], "val": [4], "test": [5]}})
+    ecg = {"ecg": synthetic_arrays(n=60)["ecg"]}
+    WindowSet(ecg, np.ones((60, 1), bool), np.arange(60) % 3, np.arange(60) % 6, meta).save(tmp_path / "ecg")
+    for args, expected in ((["--method", "cocoa"], "cocoa needs at least 2 modalities"),
+                           (["--method", "simclr", "--augmentations", "rotation"], "rotation")):
+        result = run_cli("pretrain", "--data", str(tmp_path / "ecg"), *args, "--out", "run", cwd=tmp_path,
+                         home=crossl_home)
+        assert result.returncode == 2 and expected in result.stderr.strip().splitlines()[-1], result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "run.incomplete").exists()
+
+
+def test_methods_command_lists_every_method() -> None:
+    from crossl.config import METHOD_NAMES
+
+    result = subprocess.run([sys.executable, "-m", "crossl.cli", "methods"], capture_output=True, text=True,
+                            check=True)
+    names = [line.split()[0] for line in result.stdout.splitlines() if line and not line.startswith(" ")]
+    assert names == list(METHOD_NAMES)

@@ -1,0 +1,108 @@
+"""Evaluation does what it claims: probes learn separable features, finetune and supervised start
+where they say, and frozen features are the rows of the labeled windows they stand for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_model_configs, synthetic_arrays
+
+import crossl.evaluation.label_efficiency as label_efficiency
+import crossl.evaluation.protocols as protocols
+from crossl.api import CroSSL
+from crossl.config import EvalConfig, TrainerConfig
+from crossl.data.batches import WindowBatches
+from crossl.data.container import WindowSet
+from crossl.data.splits import split_by_subjects
+from crossl.evaluation.features import compute_features
+from crossl.evaluation.metrics import classification_metrics
+
+
+def test_linear_probe_scores_about_one_on_separable_features() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=10.0, size=(4, 8))
+    y_train, y_test = rng.integers(0, 4, 200), rng.integers(0, 4, 400)
+    x_train = centres[y_train] + rng.normal(size=(200, 8))
+    x_test = centres[y_test] + rng.normal(size=(400, 8))
+    predictions = protocols.linear_probe(x_train, y_train, x_test, seed=0)
+    assert classification_metrics(y_test, predictions, 4)["macro_f1"] > 0.98
+
+
+def test_linear_probe_is_at_chance_on_shuffled_labels() -> None:
+    """The check above can fail: labels unrelated to the features give chance-level scores."""
+    rng = np.random.default_rng(1)
+    x_train, x_test = rng.normal(size=(200, 8)), rng.normal(size=(400, 8))
+    predictions = protocols.linear_probe(x_train, rng.integers(0, 4, 200), x_test, seed=0)
+    assert classification_metrics(rng.integers(0, 4, 400), predictions, 4)["macro_f1"] < 0.4
+
+
+@pytest.fixture(scope="module")
+def pretrained() -> CroSSL:
+    return CroSSL(*small_model_configs(epochs=1)).fit(synthetic_arrays(n=48))
+
+
+def labeled_set() -> tuple[WindowSet, Any]:
+    windows = WindowSet.from_arrays(synthetic_arrays(n=48), labels=np.arange(48) % 3, subjects=np.arange(48) % 6,
+                                    class_names=["a", "b", "c"])
+    return windows, split_by_subjects(windows.subjects, {"train": [0, 1, 2, 3], "val": [4], "test": [5]})
+
+
+def starting_weights(protocol: str, model: CroSSL, monkeypatch: pytest.MonkeyPatch) -> dict[str, torch.Tensor]:
+    """The backbone weights ``protocol`` starts training from (training itself is skipped)."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def capture(module: Any, labeled: Any, test: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        seen.update({k: v.detach().clone() for k, v in module.backbone.state_dict().items()})
+        return np.zeros(len(test), dtype=np.int64)
+
+    monkeypatch.setattr(protocols, "train_classifier", capture)
+    windows, split = labeled_set()
+    batches = WindowBatches(windows, model.stats, split.train)  # type: ignore[arg-type]
+    protocols.run_protocol(protocol, pretrained=model.backbone, model_config=model.model_config, labeled=batches,
+                           test=batches, frozen_features=None, num_classes=3, source="aggregator",
+                           config=EvalConfig(), trainer_config=TrainerConfig(progress=False), seed=0)
+    return seen
+
+
+def test_finetune_starts_from_the_pretrained_weights(pretrained: CroSSL, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = starting_weights("finetune", pretrained, monkeypatch)
+    for key, value in pretrained.backbone.state_dict().items():  # type: ignore[union-attr]
+        torch.testing.assert_close(start[key], value, rtol=0, atol=0)
+
+
+def test_supervised_starts_from_fresh_weights(pretrained: CroSSL, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = starting_weights("supervised", pretrained, monkeypatch)
+    reference = pretrained.backbone.state_dict()  # type: ignore[union-attr]
+    differing = [k for k in reference if k.endswith("weight") and not torch.equal(start[k], reference[k])]
+    assert len(differing) >= len([k for k in reference if k.endswith("conv.weight")])
+
+
+def test_finetune_leaves_the_pretrained_model_untouched(pretrained: CroSSL) -> None:
+    before = {k: v.clone() for k, v in pretrained.backbone.state_dict().items()}  # type: ignore[union-attr]
+    windows, split = labeled_set()
+    pretrained.evaluate(windows, split, EvalConfig(protocols=("finetune",), label_fractions=(1.0,), seeds=(0,),
+                                                   steps=3, epochs=0))
+    for key, value in pretrained.backbone.state_dict().items():  # type: ignore[union-attr]
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+def test_frozen_features_are_the_rows_of_the_labeled_windows(pretrained: CroSSL,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    windows, split = labeled_set()
+    given: list[tuple[np.ndarray, torch.Tensor]] = []
+    original = label_efficiency.run_protocol
+
+    def capture(protocol: str, **kwargs: Any) -> np.ndarray:
+        given.append((kwargs["labeled"].indices.copy(), kwargs["frozen_features"][0]))
+        return original(protocol, **kwargs)
+
+    monkeypatch.setattr(label_efficiency, "run_protocol", capture)
+    pretrained.evaluate(windows, split, EvalConfig(protocols=("linear",), label_fractions=(0.25, 1.0), seeds=(0, 1)))
+    assert len(given) == 4
+    for rows, features in given:
+        direct = compute_features(pretrained.backbone, WindowBatches(windows, pretrained.stats, rows),  # type: ignore[arg-type]
+                                  "aggregator")
+        torch.testing.assert_close(features, direct, rtol=1e-5, atol=1e-6)
