@@ -231,7 +231,7 @@ def options_for(method: str, values: dict[str, Any] | None = None) -> Any:
     """The options dataclass of ``method``, from defaults updated with ``values`` (checked)."""
     if method not in METHOD_OPTIONS:
         raise CrosslError(f"unknown method '{method}'; use one of {list(METHOD_NAMES)}")
-    return _build(METHOD_OPTIONS[method], values or {}, method)
+    return build_config(METHOD_OPTIONS[method], values or {}, method)
 
 
 def option_owners(name: str) -> list[str]:
@@ -369,7 +369,7 @@ class RunConfig:
         options = options_for(method, obj.pop(method, None) or {})
         if "options" in obj:
             raise CrosslError(f"config: put the method's options under a '{method}' section, not 'options'")
-        config = _build(cls, obj, "config")
+        config = build_config(cls, obj, "config")
         config.method = method
         config.options = options
         check_config(config)
@@ -406,10 +406,10 @@ def _plain(obj: Any) -> Any:
 
 def plain_config(config: Any) -> dict[str, Any]:
     """A config dataclass as plain YAML/JSON-ready data (tuples as lists)."""
-    return _plain(asdict(config))  # type: ignore[no-any-return]
+    return _plain(asdict(config))
 
 
-def _build(cls: type, obj: Any, where: str) -> Any:
+def build_config(cls: type, obj: Any, where: str) -> Any:
     """Instantiate a (nested) config dataclass from a plain dict, rejecting unknown keys, checked."""
     if not isinstance(obj, dict):
         raise CrosslError(f"{where} must be a mapping, got {type(obj).__name__}")
@@ -424,7 +424,7 @@ def _build(cls: type, obj: Any, where: str) -> Any:
     for name, value in obj.items():
         default = getattr(cls(), name)
         if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+            kwargs[name] = build_config(type(default), value, f"{where}.{name}")
         else:
             kwargs[name] = _coerce(value, hints[name], known[name], f"{where}.{name}")
     instance = cls(**kwargs)

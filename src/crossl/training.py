@@ -11,10 +11,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from crossl.config import TrainerConfig
+from crossl.io import write_atomic
 from crossl.models.backbone import CrossModalBackbone
 from crossl.seeding import stream_generator
 
@@ -113,7 +115,8 @@ def batch_loader(batches: Dataset, batch_size: int, shuffle: bool, drop_last: bo
     """Batches of ``batches`` (:class:`TensorBatches` or :class:`~crossl.data.batches.WindowBatches`: a
     dataset whose item for an index tensor is that whole batch), in :class:`IndexBatchSampler` order;
     with ``world_size > 1``, this process's share of each global batch of ``batch_size``."""
-    sampler = IndexBatchSampler(len(batches), batch_size, shuffle, drop_last, seed, num_batches, rank, world_size)
+    size = len(batches)  # type: ignore[arg-type]
+    sampler = IndexBatchSampler(size, batch_size, shuffle, drop_last, seed, num_batches, rank, world_size)
     return DataLoader(batches, sampler=sampler, batch_size=None, num_workers=0)
 
 
@@ -174,6 +177,14 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written like every other file (:func:`crossl.io.write_atomic`): a full disk or a
+    kill during the write leaves the previous checkpoint intact, never a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        write_atomic(Path(path), lambda tmp: torch.save(checkpoint, tmp))
+
+
 class CompiledElementwise(L.Callback):
     """Switches the backbone's encoders to their compiled elementwise path for a fit or prediction."""
 
@@ -214,6 +225,7 @@ def build_trainer(config: TrainerConfig, root: Path | None, *, max_epochs: int =
         limit_train_batches=max_steps if max_steps > 0 else 1.0,
         logger=logger,
         callbacks=[*(callbacks or []), *([CompiledElementwise()] if config.compile else [])],
+        plugins=[AtomicCheckpointIO()],
         enable_checkpointing=bool(callbacks),
         enable_progress_bar=config.progress if progress is None else progress,
         enable_model_summary=False,

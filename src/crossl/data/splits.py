@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -21,23 +24,53 @@ class Split:
     val: np.ndarray
     test: np.ndarray
     subjects: dict[str, list[int]]
+    #: :func:`data_fingerprint` of the windows the indices point into (None: not bound).
+    data: dict[str, object] | None = None
+
+    def bound_to(self, windows: WindowSet) -> Split:
+        """This split, bound to ``windows`` (checked there before any later use)."""
+        return replace(self, data=data_fingerprint(windows))
 
     def part(self, name: str) -> np.ndarray:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
     def to_json(self) -> dict[str, object]:
         return {
+            "data": self.data,
             "subjects": self.subjects,
             "indices": {name: self.part(name).tolist() for name in SPLIT_NAMES},
         }
 
     @classmethod
     def from_json(cls, obj: Mapping[str, object]) -> Split:
-        idx = obj["indices"]
-        return cls(
-            *(np.asarray(idx[name], dtype=np.int64) for name in SPLIT_NAMES),  # type: ignore[index]
-            subjects={k: list(v) for k, v in dict(obj["subjects"]).items()},  # type: ignore[arg-type]
-        )
+        idx: Any = obj["indices"]
+        subjects: Any = obj["subjects"]
+        train, val, test = (np.asarray(idx[name], dtype=np.int64) for name in SPLIT_NAMES)
+        data: Any = obj.get("data")
+        return cls(train, val, test, subjects={k: list(v) for k, v in dict(subjects).items()},
+                   data=dict(data) if data is not None else None)
+
+
+def data_fingerprint(windows: WindowSet) -> dict[str, object]:
+    """What a split, a label subset or a model is bound to: the data's name, its window count and
+    a digest of its subjects, labels and window shapes (cheap: no signal is read)."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(windows.subjects, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(windows.labels, dtype=np.int64).tobytes())
+    digest.update(json.dumps({m: list(shape) for m, shape in windows.shapes.items()}).encode())
+    return {"dataset": windows.meta.name, "windows": len(windows), "digest": digest.hexdigest()[:16]}
+
+
+def check_fingerprint(expected: Mapping[str, object] | None, windows: WindowSet, what: str) -> None:
+    """Refuse to use ``what`` (made on the data ``expected`` describes) on other ``windows``."""
+    if expected is None:
+        return
+    actual = data_fingerprint(windows)
+    if dict(expected) != actual:
+        raise CrosslError(
+            f"{what} was made on {expected.get('dataset')} ({expected.get('windows')} windows, digest "
+            f"{expected.get('digest')}), not on this data, {actual['dataset']} ({actual['windows']} windows, digest "
+            f"{actual['digest']}); use it with the data it was made on, or start a new run on this data")
 
 
 def split_by_subjects(subjects: np.ndarray, assignment: Mapping[str, Sequence[int]]) -> Split:
@@ -86,8 +119,8 @@ def default_split(windows: WindowSet, seed: int = 0) -> Split:
     """The dataset's published split if its metadata names one, else a seeded subject split."""
     named = windows.meta.extra.get("default_split")
     if isinstance(named, Mapping):
-        return split_by_subjects(windows.subjects, named)
-    return random_subject_split(windows.subjects, seed=seed)
+        return split_by_subjects(windows.subjects, named).bound_to(windows)
+    return random_subject_split(windows.subjects, seed=seed).bound_to(windows)
 
 
 @dataclass(frozen=True)

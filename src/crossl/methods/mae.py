@@ -39,7 +39,7 @@ class MAEMethod(PretrainMethod):
             b, t, _ = x.shape
             hidden = draw_patch_mask(b, t, math.ceil(t / self.options.patches), self.options.mask_ratio, generator,
                                      x.device)
-            sequence = self.backbone.encoders.encoders[name].sequence(x * (~hidden)[:, :, None].to(x.dtype))
+            sequence = self.backbone.encoders.sequence(name, x * (~hidden)[:, :, None].to(x.dtype))
             pooled.append(sequence.mean(dim=1))
             prediction = self.decoders[name](sequence)
             losses.append(self.loss(prediction, x, hidden, weight=presence[:, i].to(x.dtype)))

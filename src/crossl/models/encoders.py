@@ -164,7 +164,7 @@ class TCNEncoder(nn.Module):
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, time, channels)`` -> ``(batch, time, dim)``: the last block's output, before pooling."""
-        return self.blocks(x.contiguous())  # type: ignore[no-any-return]
+        return self.blocks(x.contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return time_mean(self.sequence(x))
@@ -195,3 +195,9 @@ class ModalityEncoders(nn.Module):
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return torch.stack([self.encoders[m](inputs[m]) for m in self.names], dim=1)
+
+    def sequence(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """One modality's ``(batch, time, channels)`` -> ``(batch, time, dim)``, before pooling."""
+        encoder = self.encoders[modality]
+        assert isinstance(encoder, TCNEncoder)
+        return encoder.sequence(x)

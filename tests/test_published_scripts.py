@@ -1,0 +1,30 @@
+"""Everything that publishes a number still starts: every script and benchmark answers --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON_FILES = sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("benchmarks/*.py")])
+SHELL_FILES = sorted(ROOT.glob("scripts/*.sh"))
+
+
+def test_there_are_scripts_to_check() -> None:
+    assert len(PYTHON_FILES) >= 3 and SHELL_FILES
+
+
+@pytest.mark.parametrize("path", PYTHON_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_python_file_imports_and_answers_help(path: Path) -> None:
+    result = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "usage" in result.stdout.lower()
+
+
+@pytest.mark.parametrize("path", SHELL_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shell_script_parses(path: Path) -> None:
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
