@@ -23,14 +23,14 @@ from crossl.config import (
     ModelConfig,
     PretrainConfig,
     TrainerConfig,
-    _build,
+    build_config,
     check_config,
     options_for,
     plain_config,
 )
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
-from crossl.data.splits import ChannelStats, Split, fit_channel_stats
+from crossl.data.splits import ChannelStats, Split, data_fingerprint, fit_channel_stats
 from crossl.errors import CrosslError
 from crossl.evaluation.features import compute_features
 from crossl.evaluation.label_efficiency import Record, evaluate_label_efficiency, label_subsets
@@ -71,6 +71,8 @@ class CroSSL:
         check_config(self.options, method)
         self.backbone: CrossModalBackbone | None = None
         self.stats: ChannelStats | None = None
+        #: :func:`~crossl.data.splits.data_fingerprint` of the data the model was fitted on.
+        self.data: dict[str, object] | None = None
 
     # ---------------------------------------------------------------- inputs
     @property
@@ -109,12 +111,14 @@ class CroSSL:
             else:
                 filled[m] = np.full((n, 1, self.model_config.modality_channels[m]), np.nan, np.float32)
         if presence is not None and presence.shape[1] != len(self.modality_names):
-            raise CrosslError(f"presence mask has {presence.shape[1]} columns; this model has {len(self.modality_names)} modalities")
+            raise CrosslError(f"presence mask has {presence.shape[1]} columns; "
+                              f"this model has {len(self.modality_names)} modalities")
         return filled, presence
 
     def _check_compatible(self, windows: WindowSet) -> None:
         if windows.modality_names != self.modality_names:
-            raise CrosslError(f"data modalities {list(windows.modality_names)} differ from the model's {list(self.modality_names)}")
+            raise CrosslError(f"data modalities {list(windows.modality_names)} differ from "
+                              f"the model's {list(self.modality_names)}")
         for m, (_, channels) in windows.shapes.items():
             expected = self.model_config.modality_channels[m]
             if channels != expected:
@@ -146,6 +150,7 @@ class CroSSL:
             raise CrosslError("pretraining needs at least 2 windows")
         L.seed_everything(self.pretrain_config.seed, workers=False, verbose=False)
         self.stats = fit_channel_stats(windows, train_rows)
+        self.data = data_fingerprint(windows)
         self.backbone = CrossModalBackbone(self.model_config)
         module = build_method(self.method, self.backbone, self.pretrain_config, self.options)
         val_batches = None
@@ -202,7 +207,7 @@ class CroSSL:
             tensors[f"stats.std.{m}"] = torch.from_numpy(self.stats.std[m])  # type: ignore[union-attr]
         write_atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
         write_json_atomic(path / CONFIG_FILE, {
-            "format": MODEL_FORMAT, "version": MODEL_VERSION, "method": self.method,
+            "format": MODEL_FORMAT, "version": MODEL_VERSION, "method": self.method, "data": self.data,
             "options": plain_config(self.options),
             "model": plain_config(self.model_config),
             "pretrain": plain_config(self.pretrain_config),
@@ -211,32 +216,55 @@ class CroSSL:
 
     @classmethod
     def load(cls, path: str | Path) -> CroSSL:
+        """Read a model written by :meth:`save`. Anything wrong with the files (missing, empty,
+        truncated, damaged, another format version, a foreign or incomplete config, weights or
+        statistics that do not fit it) is a :class:`CrosslError` naming the file."""
         path = Path(path)
+        config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+        fix = "point to a directory written by CroSSL.save or `crossl pretrain`, or pretrain again"
         try:
-            header = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-            tensors = load_file(str(path / WEIGHTS_FILE))
+            header = json.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise CrosslError(f"cannot load a crossl model from {path} ({type(exc).__name__}: {exc}); "
-                              "point to a directory written by CroSSL.save or `crossl pretrain`") from exc
+            raise CrosslError(f"cannot read {config_file} ({type(exc).__name__}); {fix}") from exc
         if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
-            raise CrosslError(f"{path / CONFIG_FILE} is not a crossl model file")
+            raise CrosslError(f"{config_file} is not a crossl model file; {fix}")
         if header.get("version") != MODEL_VERSION:
-            raise CrosslError(f"{path / CONFIG_FILE} has model format version {header.get('version')!r}; this crossl "
+            raise CrosslError(f"{config_file} has model format version {header.get('version')!r}; this crossl "
                               f"reads version {MODEL_VERSION}: pretrain the model again with this version")
         for key in ("method", "options", "model", "pretrain"):
-            if key not in header:
-                raise CrosslError(f"{path / CONFIG_FILE} lacks its '{key}' section; the file is damaged")
-        method = header["method"]
-        model = cls(_build(ModelConfig, header["model"], "model"), _build(PretrainConfig, header["pretrain"], "pretrain"),
-                    method=method, options=options_for(method, header["options"]))
+            if not isinstance(header.get(key), dict if key != "method" else str):
+                raise CrosslError(f"{config_file} lacks a valid '{key}' section; the file is damaged: {fix}")
+        try:
+            method = header["method"]
+            model = cls(build_config(ModelConfig, header["model"], "model"),
+                        build_config(PretrainConfig, header["pretrain"], "pretrain"),
+                        method=method, options=options_for(method, header["options"]))
+        except CrosslError as exc:
+            raise CrosslError(f"{config_file}: {exc}") from exc
+        data = header.get("data")
+        model.data = dict(data) if isinstance(data, dict) else None
+        try:
+            tensors = load_file(str(weights_file))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
+            raise CrosslError(f"cannot read the weights {weights_file} ({type(exc).__name__}): the file is missing, "
+                              f"truncated or damaged; {fix}") from exc
+        names = model.modality_names
+        missing = [k for m in names for k in (f"stats.mean.{m}", f"stats.std.{m}") if k not in tensors]
+        if missing:
+            raise CrosslError(f"{weights_file} lacks the normalisation statistics {missing}; {fix}")
         backbone = CrossModalBackbone(model.model_config)
         state = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
         try:
             backbone.load_state_dict(state)
         except RuntimeError as exc:
             raise CrosslError(f"weights in {path} do not match its model config; the files come from different runs") from exc
-        names = model.modality_names
-        model.stats = ChannelStats({m: tensors[f"stats.mean.{m}"].numpy() for m in names},
-                                   {m: tensors[f"stats.std.{m}"].numpy() for m in names})
+        stats = ChannelStats({m: tensors[f"stats.mean.{m}"].numpy() for m in names},
+                             {m: tensors[f"stats.std.{m}"].numpy() for m in names})
+        for m in names:
+            expected = (model.model_config.modality_channels[m],)
+            if stats.mean[m].shape != expected or stats.std[m].shape != expected:
+                raise CrosslError(f"{weights_file}: the statistics of '{m}' have shape {stats.mean[m].shape}, "
+                                  f"expected {expected}; {fix}")
+        model.stats = stats
         model.backbone = backbone.eval()
         return model

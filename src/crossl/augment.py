@@ -14,7 +14,8 @@ human activity recognition) use the same family of transforms for contrastive vi
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Mapping, Sequence, get_args
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,7 +45,7 @@ def _strings(text: str) -> tuple[str, ...]:
 
 
 # (flag, config section, field, type, help); section "options" is the method's own.
-OPTIONS = [
+OPTIONS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--epochs", "pretrain", "epochs", int, "pretraining epochs"),
     ("--max-steps", "pretrain", "max_steps", int, "stop pretraining after this many steps (-1: all epochs)"),
     ("--batch-size", "pretrain", "batch_size", int,
@@ -271,15 +273,32 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
     return None
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised as our own exception: Lightning turns a KeyboardInterrupt inside a fit into
+    ``sys.exit(1)``, and the user would never see the hint nor the conventional status 130."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGINT, _interrupt)
     try:
         out = run(argv)
     except CrosslError as exc:
         print(f"crossl: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except OSError as exc:
+        from crossl.io import describe_os_error
+
+        print(f"crossl: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except (Interrupted, KeyboardInterrupt):
         print("crossl: interrupted; finished parts are kept: rerun with --resume to continue", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if out is not None:
         print(out)
     return 0

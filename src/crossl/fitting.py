@@ -6,10 +6,12 @@ this module runs it with Lightning the same way for all of them.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 
 from crossl.config import PretrainConfig, TrainerConfig
 from crossl.data.batches import WindowBatches
@@ -20,6 +22,7 @@ from crossl.training import batch_loader, build_trainer
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
 
 
 def validation_batches(val: WindowBatches, seed: int) -> WindowBatches:
@@ -31,6 +34,27 @@ def validation_batches(val: WindowBatches, seed: int) -> WindowBatches:
     """
     order = np.random.default_rng(seed).permutation(len(val))
     return WindowBatches(val.windows, val.stats, val.indices[order])
+
+
+def resumable_checkpoint(directory: Path) -> str | None:
+    """The checkpoint to resume from: ``last.ckpt``, or ``best.ckpt`` when ``last`` cannot be read
+    (the streams are keyed by step, so resuming from an earlier step ends at the same weights);
+    None when there is none. Both unreadable: one line saying what to do."""
+    found = [directory / name for name in (LAST_CHECKPOINT, BEST_CHECKPOINT) if (directory / name).is_file()]
+    problems = []
+    for path in found:
+        try:
+            torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any failure to read means: do not resume from it
+            problems.append(f"{path.name} ({type(exc).__name__})")
+            continue
+        if problems:
+            print(f"{problems[0]} in {directory} is unreadable; resuming from {path.name}", file=sys.stderr)
+        return str(path)
+    if problems:
+        raise CrosslError(f"the checkpoints in {directory} are unreadable: {', '.join(problems)}; delete that "
+                          "directory to pretrain from the start (finished results are kept)")
+    return None
 
 
 def fit_pretraining(module: PretrainMethod, train: WindowBatches, val: WindowBatches | None,
@@ -65,9 +89,8 @@ def fit_pretraining(module: PretrainMethod, train: WindowBatches, val: WindowBat
         monitor = "val/loss" if val_loader is not None else "train/loss"
         callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="best", monitor=monitor,
                                          mode="min", save_last=True, enable_version_counter=False))
-        last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-        if resume and last.is_file():
-            ckpt_path = str(last)
+        if resume:
+            ckpt_path = resumable_checkpoint(run_dir / CHECKPOINT_DIR)
     log_version = f"resumed-{len(list((run_dir / 'logs').glob('resumed-*')))}" if ckpt_path and run_dir else ""
     trainer = build_trainer(trainer_config, run_dir, max_epochs=config.epochs, max_steps=config.max_steps,
                             callbacks=callbacks, log_version=log_version)

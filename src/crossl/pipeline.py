@@ -15,7 +15,7 @@ from crossl.api import CroSSL
 from crossl.config import RunConfig, demo_config, plain_config
 from crossl.data.container import WindowSet
 from crossl.data.datasets import load_dataset
-from crossl.data.splits import Split, default_split
+from crossl.data.splits import Split, check_fingerprint, data_fingerprint, default_split
 from crossl.distributed import one_device, per_process_batch, placement
 from crossl.errors import CrosslError
 from crossl.evaluation.label_efficiency import LabelSubsets, evaluate_label_efficiency, head_source, label_subsets
@@ -34,15 +34,25 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_split(run_dir: Path) -> Split:
+def load_split(run_dir: Path, windows: WindowSet) -> Split:
+    """The split saved in ``run_dir``, refused unless it was made on ``windows``."""
     path = run_dir / SPLIT_FILE
     try:
-        return Split.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError) as exc:
+        split = Split.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CrosslError(f"cannot read the split {path} ({type(exc).__name__}); is this a crossl run directory?") from exc
+    check_fingerprint(split.data, windows, f"the split in {run_dir}")
+    largest = max((int(part.max()) for part in (split.train, split.val, split.test) if part.size), default=-1)
+    if largest >= len(windows):
+        raise CrosslError(f"the split in {run_dir} points to window {largest}, but this data has {len(windows)} windows; "
+                          "use the data the run was made on")
+    return split
 
 
-def save_split(run: RunDirectory, split: Split) -> None:
+def save_split(run: RunDirectory, split: Split, windows: WindowSet) -> None:
+    """Write the run's split; a resumed run's saved split must have been made on the same data."""
+    if (run.work / SPLIT_FILE).is_file():
+        load_split(run.work, windows)
     write_json_atomic(run.path(SPLIT_FILE), split.to_json(), indent=None)
 
 
@@ -77,8 +87,9 @@ def pretrain_stage(windows: WindowSet, split: Split, config: RunConfig, run: Run
     return model
 
 
-def save_label_subsets(run: RunDirectory, subsets: LabelSubsets) -> None:
+def save_label_subsets(run: RunDirectory, subsets: LabelSubsets, windows: WindowSet) -> None:
     write_json_atomic(run.path(SUBSETS_FILE), {
+        "data": data_fingerprint(windows),
         "pool": "train", "note": "window indices into the dataset, per seed and label fraction",
         "subsets": {str(s): {str(f): idx.tolist() for f, idx in by_f.items()} for s, by_f in subsets.items()},
     }, indent=None)
@@ -94,6 +105,11 @@ def evaluate_stage(windows: WindowSet, split: Split, subsets: LabelSubsets, mode
 
 def check_before_output(windows: WindowSet, config: RunConfig, pretrains: bool) -> None:
     """Refuse what cannot run on this data in one line, before a run directory exists."""
+    labeled = np.unique(windows.labels[windows.labels >= 0])
+    if labeled.size < 2:
+        raise CrosslError(f"{windows.meta.name} has labels of {labeled.size} class(es); the downstream evaluation needs "
+                          "at least 2 classes: label the windows, or pretrain through the Python API (CroSSL.fit), "
+                          "which needs no labels")
     if pretrains:
         check_method_data(config.method, config.options, {m: c for m, (_, c) in windows.shapes.items()})
         resolve_head_input(config.evaluation.head_input, config.method)
@@ -134,8 +150,8 @@ def run_pretrain(dataset: str, out: str | Path, config: RunConfig, resume: bool 
         return None
     subsets = label_subsets(windows, split, config.evaluation)
     run = RunDirectory.open(out, config, resume)
-    save_split(run, split)
-    save_label_subsets(run, subsets)
+    save_split(run, split, windows)
+    save_label_subsets(run, subsets, windows)
     model = pretrain_stage(windows, split, config, run, resume)
     records = evaluate_stage(windows, split, subsets, model, config, run)
     return finish_evaluation(run, records, config, windows, split, f"crossl pretrain --data {dataset} --method {config.method}")
@@ -165,16 +181,17 @@ def run_evaluate(pretrained_run: str | Path | None, dataset: str, out: str | Pat
         if method is not None and method != model.method:
             raise CrosslError(f"--method {method} does not match the pretrained run, whose method is "
                               f"{model.method}; drop --method or point --pretrained to a {method} run")
-        split = load_split(pretrained_run)
+        split = load_split(pretrained_run, windows)
         config = replace(config, model=model.model_config, pretrain=model.pretrain_config,
                          method=model.method, options=model.options)  # type: ignore[arg-type]
         head_source(config.evaluation, model)
     else:
         split = default_split(windows, config.pretrain.seed)
+    check_before_output(windows, config, pretrains=False)
     subsets = label_subsets(windows, split, config.evaluation)
     run = RunDirectory.open(out, config, resume)
-    save_split(run, split)
-    save_label_subsets(run, subsets)
+    save_split(run, split, windows)
+    save_label_subsets(run, subsets, windows)
     records = evaluate_stage(windows, split, subsets, model, config, run)
     command = f"crossl evaluate --data {dataset}" + (f" --pretrained {pretrained_run}" if pretrained_run else "")
     return finish_evaluation(run, records, config, windows, split, command, pretrained=model is not None)
@@ -201,8 +218,8 @@ def run_demo(out: str | Path, quick: bool = False, resume: bool = False, config:
         return None
     subsets = label_subsets(windows, split, config.evaluation)  # before any output: a bad fraction fails here
     run = RunDirectory.open(out, config, resume)
-    save_split(run, split)
-    save_label_subsets(run, subsets)
+    save_split(run, split, windows)
+    save_label_subsets(run, subsets, windows)
     model = pretrain_stage(windows, split, config, run, resume)
     records = evaluate_stage(windows, split, subsets, model, config, run)
     final = finish_evaluation(run, records, config, windows, split, "crossl demo" + (" --quick" if quick else ""))

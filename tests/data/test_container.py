@@ -215,15 +215,33 @@ def test_save_is_atomic_and_leaves_no_temp_directory(tmp_path):
     assert not any(p.name.startswith(".") or p.name.endswith(".tmp") for p in target.iterdir())
 
 
-def test_save_over_existing_directory_replaces_it(tmp_path):
+def test_save_over_an_existing_dataset_directory_replaces_it(tmp_path):
     target = tmp_path / "ds"
     _window_set(6).save(target)
-    (target / "stale.txt").write_text("old")
     _window_set(4).save(target)
-    loaded = WindowSet.load(target)
-    assert len(loaded) == 4
-    assert not (target / "stale.txt").exists()
+    assert len(WindowSet.load(target)) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_save_never_deletes_files_crossl_did_not_write(tmp_path):
+    ordinary = tmp_path / "mine"
+    ordinary.mkdir()
+    (ordinary / "thesis.tex").write_text("years of work")
+    with pytest.raises(CrosslError, match="is not a crossl dataset directory"):
+        _window_set(4).save(ordinary)
+    assert (ordinary / "thesis.tex").read_text() == "years of work"
+    dataset = tmp_path / "ds"
+    _window_set(6).save(dataset)
+    (dataset / "notes.txt").write_text("mine")
+    with pytest.raises(CrosslError, match="crossl never replaces what it did not write"):
+        _window_set(4).save(dataset)
+    assert (dataset / "notes.txt").exists() and len(WindowSet.load(dataset)) == 6
+
+
+def test_save_into_an_empty_directory_works(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _window_set(4).save(tmp_path / "empty")
+    assert len(WindowSet.load(tmp_path / "empty")) == 4
 
 
 def test_load_directory_without_meta_raises(tmp_path):

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from mmap import MADV_RANDOM, MADV_SEQUENTIAL, PAGESIZE
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -92,17 +93,43 @@ class DatasetMeta:
     @classmethod
     def from_json(cls, obj: Mapping[str, object]) -> DatasetMeta:
         try:
-            channel_names = {k: tuple(v) for k, v in dict(obj["channel_names"]).items()}  # type: ignore[arg-type]
+            channel_names = {k: tuple(v) for k, v in dict(obj["channel_names"]).items()}  # type: ignore[call-overload]
             return cls(
                 name=str(obj["name"]),
                 modality_names=tuple(obj["modality_names"]),  # type: ignore[arg-type]
                 channel_names=channel_names,
-                sampling_rates={k: float(v) for k, v in dict(obj["sampling_rates"]).items()},  # type: ignore[arg-type]
+                sampling_rates={k: float(v) for k, v in dict(obj["sampling_rates"]).items()},  # type: ignore[call-overload]
                 class_names=tuple(obj["class_names"]),  # type: ignore[arg-type]
-                extra=dict(obj.get("extra", {})),  # type: ignore[arg-type]
+                extra=dict(obj.get("extra", {})),  # type: ignore[call-overload]
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CrosslError(f"dataset metadata is malformed ({exc!r}); re-create the dataset directory") from exc
+
+
+def is_dataset_directory(directory: Path) -> bool:
+    """True for a directory :meth:`WindowSet.save` wrote: its ``meta.json`` and only its own files."""
+    meta = directory / "meta.json"
+    try:
+        header = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(header, dict) or "format_version" not in header or "meta" not in header:
+        return False
+    own = {"meta.json", "presence.npy", "labels.npy", "subjects.npy"}
+    return all(p.name in own or (p.name.startswith("modality_") and p.suffix == ".npy") for p in directory.iterdir())
+
+
+def _integer_array(values: object, what: str) -> np.ndarray:
+    """``values`` as int64, refusing (not truncating) anything that is not a whole number."""
+    arr = np.asarray(values)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise CrosslError(f"{what} have dtype {arr.dtype}; pass integers")
+    if not np.issubdtype(arr.dtype, np.integer):
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not whole.all():
+            bad = arr[~whole].ravel()[0]
+            raise CrosslError(f"{what} must be whole numbers; found {bad!r}: pass integer class indices or ids")
+    return arr.astype(np.int64)
 
 
 @dataclass
@@ -150,6 +177,9 @@ class WindowSet:
                 )
             if arr.dtype != np.float32:
                 raise CrosslError(f"modality '{m}' has dtype {arr.dtype}; convert it to float32")
+            if arr.shape[1] == 0 or arr.shape[2] == 0:
+                raise CrosslError(f"modality '{m}' has shape {arr.shape}: a window needs at least one time step and "
+                                  "one channel; drop that modality or fix its arrays")
             n_ch = len(self.meta.channel_names.get(m, ()))
             if n_ch != arr.shape[2]:
                 raise CrosslError(
@@ -163,8 +193,8 @@ class WindowSet:
         if self.subjects.shape != (n,):
             raise CrosslError(f"subjects must have shape (N={n},), got {self.subjects.shape}")
         if n and not bool(self.presence.any(axis=1).all()):
-            bad = int(np.flatnonzero(~self.presence.any(axis=1))[0])
-            raise CrosslError(f"window {bad} has no modality present; drop it before building the set")
+            empty = int(np.flatnonzero(~self.presence.any(axis=1))[0])
+            raise CrosslError(f"window {empty} has no modality present; drop it before building the set")
         num_classes = self.meta.num_classes
         if n and (self.labels.min() < -1 or self.labels.max() >= num_classes):
             raise CrosslError(
@@ -211,6 +241,8 @@ class WindowSet:
                 arr = arr[:, :, None]
             if arr.ndim != 3:
                 raise CrosslError(f"modality '{m}' has shape {arr.shape}; expected (N, time, channels)")
+            if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
+                raise CrosslError(f"modality '{m}' has dtype {arr.dtype}; pass real numbers (float32 is used)")
             # A copy: absent modalities are zero-filled below, never in the caller's array.
             arrays[str(m)] = np.array(arr, dtype=np.float32, order="C", copy=True)
         counts = {m: a.shape[0] for m, a in arrays.items()}
@@ -223,8 +255,8 @@ class WindowSet:
         for i, arr in enumerate(arrays.values()):
             if arr.shape[0] == n and presence.shape == (n, len(arrays)):
                 arr[~presence[:, i]] = 0.0
-        label_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
-        subject_arr = np.zeros(n, np.int64) if subjects is None else np.asarray(subjects, dtype=np.int64)
+        label_arr = np.full(n, -1, np.int64) if labels is None else _integer_array(labels, "labels")
+        subject_arr = np.zeros(n, np.int64) if subjects is None else _integer_array(subjects, "subjects")
         if class_names is None:
             num_classes = int(label_arr.max()) + 1 if label_arr.size and label_arr.max() >= 0 else 0
             class_names = [str(c) for c in range(num_classes)]
@@ -264,11 +296,17 @@ class WindowSet:
         prepares sets larger than RAM. The files are those :meth:`save` writes.
         """
         directory = Path(directory)
+        if directory.exists() and not is_dataset_directory(directory):
+            if not directory.is_dir():
+                raise CrosslError(f"{directory} is a file; choose a directory path for the dataset")
+            if any(directory.iterdir()):
+                raise CrosslError(f"{directory} exists and is not a crossl dataset directory; crossl never replaces "
+                                  "what it did not write: choose a new or empty directory")
         tmp = directory.with_name(f".{directory.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         meta: DatasetMeta | None = None
-        files: list[np.ndarray] = []
+        files: list[np.memmap] = []
         small: dict[str, list[np.ndarray]] = {"presence": [], "labels": [], "subjects": []}
         filled = 0
         for chunk in chunks:
@@ -316,7 +354,7 @@ class WindowSet:
         try:
             header = json.loads(meta_path.read_text(encoding="utf-8"))
             meta = DatasetMeta.from_json(header["meta"])
-            mode = "r" if mmap else None
+            mode: Literal["r"] | None = "r" if mmap else None
             arrays = {
                 m: np.load(directory / f"modality_{i}.npy", mmap_mode=mode)
                 for i, m in enumerate(meta.modality_names)

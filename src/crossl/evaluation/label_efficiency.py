@@ -18,7 +18,14 @@ import numpy as np
 from crossl.config import EvalConfig, ModelConfig, TrainerConfig
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
-from crossl.data.splits import ChannelStats, Split, fit_channel_stats, nested_label_subsets
+from crossl.data.splits import (
+    ChannelStats,
+    Split,
+    check_fingerprint,
+    data_fingerprint,
+    fit_channel_stats,
+    nested_label_subsets,
+)
 from crossl.evaluation.features import compute_features
 from crossl.evaluation.metrics import classification_metrics
 from crossl.evaluation.protocols import PROTOCOLS, run_protocol, uses_pretrained
@@ -84,6 +91,8 @@ def evaluate_label_efficiency(
     elif not model_config.modality_channels:
         model_config = replace(model_config, modality_channels={m: c for m, (_, c) in windows.shapes.items()})
     test = WindowBatches(windows, stats, split.test)
+    check_fingerprint(split.data, windows, "the split")
+    digest = data_fingerprint(windows)["digest"]
     tasks = evaluation_tasks(config, model is not None)
     keys = ("protocol", "label_fraction", "seed")
     finished = {tuple(r[k] for k in keys) for r in records}
@@ -107,7 +116,7 @@ def evaluate_label_efficiency(
         metrics = classification_metrics(test.labels, predictions, num_classes)
         record = {"method": model.method if model is not None and uses_pretrained(proto) else None,
                   "protocol": proto, "dataset": windows.meta.name, "label_fraction": fraction, "seed": seed,
-                  "n_labeled": int(rows.size), "head_input": source,
+                  "n_labeled": int(rows.size), "head_input": source, "data_digest": digest,
                   **metrics, "seconds": round(time.perf_counter() - started, 2)}
         records.append(record)
         if on_record is not None:

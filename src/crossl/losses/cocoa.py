@@ -15,10 +15,11 @@ leaves out every pair with an absent embedding: a window's positive mean is over
 and windows with fewer than 2 present modalities drop out; a modality's negative mean is over pairs
 of windows that both have it, and modalities with fewer than 2 such windows drop out.
 
-Defaults, from the authors' COCOA release (its command-line defaults and its loss): ``tau = 0.1``. The release sums instead of averaging, keeps the
-constant i == j entries (each exp(0) = 1) in the positive mean, and weights positive by 1/32 and
-negative by 3.9e-3. Up to a constant and an overall scale that is ``positive + w * negative`` with
-``w = 0.1248 * M**2 / (M - 1)`` (:func:`cocoa_release_negative_weight`), 0.4992 for two modalities;
+Defaults, from the authors' COCOA release (its command-line defaults and its loss): ``tau = 0.1``.
+The release sums instead of averaging, keeps the constant i == j entries (each exp(0) = 1) in the
+positive mean, and weights positive by 1/32 and negative by 3.9e-3. Up to a constant and an overall
+scale that is ``positive + w * negative`` with ``w = 0.1248 * M**2 / (M - 1)``
+(:func:`cocoa_release_negative_weight`), 0.4992 for two modalities;
 the default ``negative_weight = 0.5`` is that two-modality value.
 
 :class:`CocoaLoss` wraps the maths and, with ``gather_distributed`` under a process group,
@@ -142,7 +143,8 @@ def _checked(q: torch.Tensor, temperature: float, presence: torch.Tensor | None)
     if not temperature > 0:
         raise CrosslError(f"COCOA temperature {temperature} must be positive; use e.g. 0.1")
     if presence is not None and presence.shape != q.shape[:2]:
-        raise CrosslError(f"COCOA presence must have shape (batch, modalities) = {tuple(q.shape[:2])}, got {tuple(presence.shape)}")
+        raise CrosslError(f"COCOA presence must have shape (batch, modalities) = {tuple(q.shape[:2])}, "
+                          f"got {tuple(presence.shape)}")
     presence = _all_present(q) if presence is None else presence.to(device=q.device, dtype=torch.bool)
     return F.normalize(_at_least_float32(q), dim=2), presence
 

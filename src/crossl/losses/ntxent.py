@@ -62,7 +62,8 @@ def _normalised(z: torch.Tensor) -> torch.Tensor:
 
 def _check_views(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> None:
     if z_a.shape != z_b.shape or z_a.ndim != 2:
-        raise CrosslError(f"NT-Xent needs two (batch, dim) embeddings of one shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
+        raise CrosslError(f"NT-Xent needs two (batch, dim) embeddings of one shape, "
+                          f"got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
     if not temperature > 0:
         raise CrosslError(f"NT-Xent temperature {temperature} must be positive; use e.g. 0.1")
 

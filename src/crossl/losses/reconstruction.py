@@ -91,14 +91,17 @@ def _ratio(total: torch.Tensor, count: torch.Tensor, prediction: torch.Tensor) -
 def _check(prediction: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, weight: torch.Tensor | None) -> None:
     if prediction.shape != target.shape or prediction.ndim != 3:
         raise CrosslError(
-            f"reconstruction needs prediction and target (batch, time, channels) of one shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
+            f"reconstruction needs prediction and target (batch, time, channels) of one shape, "
+            f"got {tuple(prediction.shape)} and {tuple(target.shape)}"
         )
     if masked.dtype != torch.bool or masked.shape != prediction.shape[:2]:
         raise CrosslError(
-            f"reconstruction mask must be bool (batch, time) = {tuple(prediction.shape[:2])}, got {masked.dtype} {tuple(masked.shape)}; pass draw_patch_mask's output"
+            f"reconstruction mask must be bool (batch, time) = {tuple(prediction.shape[:2])}, "
+            f"got {masked.dtype} {tuple(masked.shape)}; pass draw_patch_mask's output"
         )
     if weight is not None and weight.shape != prediction.shape[:1]:
-        raise CrosslError(f"reconstruction weight must have shape (batch,) = {tuple(prediction.shape[:1])}, got {tuple(weight.shape)}")
+        raise CrosslError(f"reconstruction weight must have shape (batch,) = {tuple(prediction.shape[:1])}, "
+                          f"got {tuple(weight.shape)}")
 
 
 class MaskedReconstructionLoss(nn.Module):

@@ -89,7 +89,8 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], config: RunConfi
     if records:
         parts += [
             f"- downstream: head on the {' / '.join(head_inputs)} features; trainable protocols max({ev.steps}, "
-            f"{ev.epochs} epochs) Adam steps (lr {ev.lr} with cosine decay, batch {ev.batch_size}), scored at the last step on the whole test split; "
+            f"{ev.epochs} epochs) Adam steps (lr {ev.lr} with cosine decay, batch {ev.batch_size}), "
+            "scored at the last step on the whole test split; "
             f"linear = logistic regression on frozen features; seeds {list(ev.seeds)} (label subset, head "
             f"initialisation, batch order; one pretrained model)",
             "",
