@@ -110,9 +110,9 @@ class CroSSL:
                 filled[m] = arrays[m]
             else:
                 filled[m] = np.full((n, 1, self.model_config.modality_channels[m]), np.nan, np.float32)
-        if presence is not None and presence.shape[1] != len(self.modality_names):
-            raise CrosslError(f"presence mask has {presence.shape[1]} columns; "
-                              f"this model has {len(self.modality_names)} modalities")
+        if presence is not None and (np.ndim(presence) != 2 or np.shape(presence)[1] != len(self.modality_names)):
+            raise CrosslError(f"presence mask has shape {np.shape(presence)}; this model needs (windows, "
+                              f"{len(self.modality_names)}) with one column per modality")
         return filled, presence
 
     def _check_compatible(self, windows: WindowSet) -> None:

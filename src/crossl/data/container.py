@@ -128,7 +128,7 @@ def _integer_array(values: object, what: str) -> np.ndarray:
         whole = np.isfinite(arr) & (arr == np.round(arr))
         if not whole.all():
             bad = arr[~whole].ravel()[0]
-            raise CrosslError(f"{what} must be whole numbers; found {bad!r}: pass integer class indices or ids")
+            raise CrosslError(f"{what} must be whole numbers; found {float(bad):g}: pass integer class indices or ids")
     return arr.astype(np.int64)
 
 

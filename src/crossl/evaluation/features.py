@@ -53,6 +53,8 @@ def compute_features(backbone: FeatureExtractor, windows: WindowBatches, source:
     Reads ``batch_size`` windows at a time (default :func:`embedding_batch_size`), so memory holds
     one batch of inputs and the features.
     """
+    if len(windows) == 0:
+        return torch.empty((0, backbone.feature_dim(source)))
     batch_size = batch_size or embedding_batch_size(windows)
     was_training = backbone.training
     backbone.eval()
