@@ -19,6 +19,7 @@ import lightning as L
 import torch
 
 from crossl.config import PretrainConfig
+from crossl.losses import VICRegLoss
 from crossl.models.backbone import CrossModalBackbone
 from crossl.seeding import stream_generator, stream_seed
 from crossl.training import Batch, batch_size_of, shard_slice
@@ -106,3 +107,11 @@ class PretrainMethod(L.LightningModule):
 def embedding_spread(z: torch.Tensor) -> torch.Tensor:
     """Mean over dimensions of the batch std of ``z`` (batch, dim): near 0 means collapse."""
     return z.detach().float().std(dim=0).mean()
+
+
+def vicreg_outputs(loss: VICRegLoss, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The objective's outputs of a VICReg loss between two views ``(batch, dim)``: the weighted
+    loss, its three terms and the first view's spread."""
+    terms = loss.terms(z_a, z_b)
+    return {"loss": loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
+            "covariance": terms.covariance, "z_std": embedding_spread(z_a)}

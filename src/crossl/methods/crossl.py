@@ -7,7 +7,7 @@ import torch
 from crossl.config import CroSSLOptions, PretrainConfig
 from crossl.losses import VICRegLoss
 from crossl.masking import draw_keep_mask
-from crossl.methods.base import PretrainMethod, Stage, embedding_spread
+from crossl.methods.base import PretrainMethod, Stage, vicreg_outputs
 from crossl.models.backbone import CrossModalBackbone
 from crossl.training import Batch
 
@@ -43,6 +43,4 @@ class CroSSLMethod(PretrainMethod):
         q = self.backbone.embed(batch["inputs"])
         masks = self.keep_masks(q, batch["presence"], self.generator("mask", stage, index))
         z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
-        terms = self.loss.terms(z_a, z_b)
-        return {"loss": self.loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
-                "covariance": terms.covariance, "z_std": embedding_spread(z_a)}
+        return vicreg_outputs(self.loss, z_a, z_b)

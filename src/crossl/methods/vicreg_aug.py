@@ -7,7 +7,7 @@ import torch
 from crossl.config import PretrainConfig, VICRegAugOptions
 from crossl.losses import VICRegLoss
 from crossl.methods.augmented import AugmentedViewsMethod
-from crossl.methods.base import Stage, embedding_spread
+from crossl.methods.base import Stage, vicreg_outputs
 from crossl.models.backbone import CrossModalBackbone
 from crossl.training import Batch
 
@@ -22,6 +22,4 @@ class VICRegAugMethod(AugmentedViewsMethod):
 
     def objective(self, batch: Batch, stage: Stage, index: int) -> dict[str, torch.Tensor]:
         z_a, z_b = self.view_embeddings(batch, stage, index)
-        terms = self.loss.terms(z_a, z_b)
-        return {"loss": self.loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
-                "covariance": terms.covariance, "z_std": embedding_spread(z_a)}
+        return vicreg_outputs(self.loss, z_a, z_b)
