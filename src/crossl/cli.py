@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="fetch or describe datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
+    prepare = data_sub.add_parser("prepare", help="prepare a preset (pamap2, wesad, sleepedf20, ...) from its raw files")
+    prepare.add_argument("name", help="preset name (`crossl data presets` lists them)")
+    prepare.add_argument("--raw", type=Path, required=True, help="folder of the downloaded raw files")
+    prepare.add_argument("--strict", action="store_true", help="stop at the first unreadable recording instead of skipping it")
+    data_sub.add_parser("presets", help="list the dataset presets")
     fetch = data_sub.add_parser("fetch", help="download and prepare a built-in dataset")
     fetch.add_argument("name", nargs="?", default="hapt")
     info = data_sub.add_parser("info", help="describe a built-in dataset or a prepared directory")
@@ -256,6 +261,18 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
     if args.command == "evaluate":
         with _shared_out(_out(args, "evaluate", config)) as out:
             return pipeline.run_evaluate(args.pretrained, args.data, out, config, args.resume, method=args.method)
+    if args.data_command == "presets":
+        from crossl.data.presets import PRESETS
+
+        for name, preset in PRESETS.items():
+            print(f"{name:<12} {preset.spec.description}; {preset.note}")
+        return None
+    if args.data_command == "prepare":
+        from crossl.data.presets import prepare
+
+        path = prepare(args.name, args.raw, strict=args.strict)
+        print(f"{args.name}: prepared in {path}; use it with --data {args.name}")
+        return None
     from crossl.data.datasets import load_dataset
 
     windows = load_dataset(args.name)

@@ -16,11 +16,17 @@ DATASETS: dict[str, Callable[..., WindowSet]] = {
 
 
 def load_dataset(name: str, quiet: bool = False) -> WindowSet:
-    """A built-in dataset by name (``hapt``, ``hapt12``) or a prepared dataset directory."""
+    """A built-in dataset (``hapt``, ``hapt12``), a prepared preset (``crossl data prepare``: ``pamap2``,
+    ``wesad``, ``sleepedf20``, ...) or a prepared dataset directory."""
+    from crossl.data.presets import PRESETS, load_prepared
+
     if name in DATASETS:
         return DATASETS[name](quiet=quiet)
+    if name in PRESETS:
+        return load_prepared(name)
     from pathlib import Path
 
     if Path(name).is_dir():
         return WindowSet.load(name)
-    raise CrosslError(f"unknown dataset '{name}'; use one of {sorted(DATASETS)} or a prepared dataset directory")
+    raise CrosslError(f"unknown dataset '{name}'; use one of {sorted(DATASETS)}, a preset of {sorted(PRESETS)} "
+                      "(after `crossl data prepare`), or a prepared dataset directory")
