@@ -1,8 +1,8 @@
-"""Cutting continuous recordings into fixed-length windows.
+"""Cutting continuous recordings into windows that cover the same seconds in every modality.
 
-Two layers: one-rate helpers in sample units (:func:`window_starts`, :func:`window_labels`,
-:func:`cut_windows`, used by HAPT) and time-based windowing of multi-rate recordings
-(:class:`WindowRule`, :func:`window_recording`, :func:`windows_to_set`).
+Time-based and multi-rate (:class:`WindowRule`, :func:`window_recording`, :func:`windows_to_set`):
+each modality keeps its own sampling rate, so a window has ``round(seconds x rate)`` samples per
+modality; every dataset (HAPT included) is windowed here.
 """
 
 from __future__ import annotations
@@ -18,40 +18,6 @@ from crossl.data.container import DatasetMeta, WindowSet
 from crossl.data.recording import Recording
 from crossl.errors import CrosslError
 
-
-def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    """Start indices of every full window of ``window`` samples, ``stride`` apart."""
-    if length < window:
-        return np.zeros(0, dtype=np.int64)
-    return np.arange(0, length - window + 1, stride, dtype=np.int64)
-
-
-def window_labels(sample_labels: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """The label of each window when all its samples share one label, else -1.
-
-    ``sample_labels``: (T,) ints; returns (len(starts),) ints.
-    """
-    if starts.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    idx = starts[:, None] + np.arange(window)[None, :]
-    labs = sample_labels[idx]
-    uniform = (labs == labs[:, :1]).all(axis=1)
-    return np.where(uniform, labs[:, 0], -1).astype(np.int64)
-
-
-def cut_windows(signal: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """(T, C) signal -> (len(starts), window, C) float32 windows."""
-    idx = starts[:, None] + np.arange(window)[None, :]
-    return signal[idx].astype(np.float32)
-
-
-# --- Time-based windowing of multi-rate recordings -------------------------------------------------
-#
-# The helpers above cut one signal at one rate in sample units (HAPT). Below, windows are defined in
-# seconds, so that every modality of a :class:`~crossl.data.recording.Recording` (each at its own
-# rate) and its labels (at theirs) are cut over the same span of time.
-
-#: How a window's label samples become one class (see :class:`WindowRule`).
 LABEL_RULES = ("pure", "majority", "share")
 
 #: Slack for float products of seconds and rates: ``2.0 * 64.0`` may land a hair under 128.

@@ -35,7 +35,9 @@ import numpy as np
 
 from crossl.data.cache import crossl_home, sha256_of, verify_sha256
 from crossl.data.container import DatasetMeta, WindowSet
-from crossl.data.windowing import cut_windows, window_labels, window_starts
+from crossl.data.recording import Recording as SignalRecording
+from crossl.data.unpickle import RestrictedUnpickler
+from crossl.data.windowing import WindowRule, window_recording, windows_to_set
 from crossl.errors import CrosslError
 
 PUBLISHER_URL = (
@@ -172,26 +174,16 @@ def _new_index(cls: Any, d: Any = None, *args: Any, **kwargs: Any) -> Any:
     return d.get("data") if isinstance(d, dict) else d
 
 
-class _PandasFreeUnpickler(pickle.Unpickler):
-    """Unpickles the mirror's pandas 1.0 frames with NumPy only; refuses any other global."""
-
-    _allowed = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("__builtin__", "slice"), ("builtins", "slice"), ("__builtin__", "object"),
-        ("builtins", "object"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-        ("_codecs", "encode"),
-    }
+class _PandasFreeUnpickler(RestrictedUnpickler):
+    """Unpickles the mirror's pandas 1.0 frames with NumPy only: pandas classes become stubs that
+    keep their state, ``_new_Index`` returns its data; every other global outside the shared
+    allow-list is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
         if module.startswith("pandas."):
             if name == "_new_Index":
                 return _new_index
             return type(name, (_Stub,), {})
-        if (module, name) not in self._allowed:
-            raise pickle.UnpicklingError(f"unexpected global {module}.{name}")
-        module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)
-        if module == "numpy.core.multiarray":
-            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
         return super().find_class(module, name)
 
 
@@ -229,22 +221,17 @@ def _read_mirror_sdist(path: Path) -> list[Recording]:
 def build_windows(
     recordings: list[Recording], window: int = 128, stride: int = 64, num_classes: int = 6
 ) -> WindowSet:
-    """Windows within each recording, kept when every sample has one label in 1..num_classes."""
+    """Windows within each recording, kept when every sample has one label in 1..num_classes.
+
+    The shared time-based windowing (:func:`~crossl.data.windowing.window_recording`) with
+    ``window`` / ``stride`` samples at 50 Hz for both modalities.
+    """
     if num_classes not in (6, 12):
         raise CrosslError(f"HAPT has a 6-class and a 12-class variant, not {num_classes}; pick 6 or 12")
     if not recordings:
         raise CrosslError("no HAPT recordings found in the fetched file; delete it and run `crossl data fetch hapt` again")
-    parts: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    subjects: list[np.ndarray] = []
-    for rec in recordings:
-        starts = window_starts(len(rec.labels), window, stride)
-        labs = window_labels(rec.labels, starts, window)
-        keep = (labs >= 1) & (labs <= num_classes)
-        parts.append(cut_windows(rec.signal, starts[keep], window))
-        labels.append(labs[keep] - 1)
-        subjects.append(np.full(int(keep.sum()), rec.subject, dtype=np.int64))
-    x = np.concatenate(parts)
+    rule = WindowRule(window_s=window / SAMPLING_RATE_HZ, stride_s=stride / SAMPLING_RATE_HZ, label_rule="pure")
+    label_map = {activity: activity - 1 for activity in range(1, num_classes + 1)}
     meta = DatasetMeta(
         name="hapt" if num_classes == 6 else "hapt12",
         modality_names=("acc", "gyro"),
@@ -253,13 +240,16 @@ def build_windows(
         class_names=ACTIVITY_NAMES[:num_classes],
         extra={"window": window, "stride": stride, "default_split": {k: list(v) for k, v in DEFAULT_SPLIT.items()}},
     )
-    return WindowSet(
-        {"acc": np.ascontiguousarray(x[:, :, :3]), "gyro": np.ascontiguousarray(x[:, :, 3:])},
-        np.ones((len(x), 2), dtype=bool),
-        np.concatenate(labels),
-        np.concatenate(subjects),
-        meta,
-    )
+    parts = [window_recording(as_recording(rec, i), rule, label_map) for i, rec in enumerate(recordings)]
+    return windows_to_set([part for part in parts if len(part)], meta)
+
+
+def as_recording(rec: Recording, index: int) -> SignalRecording:
+    """A HAPT recording as the shared multi-modality :class:`~crossl.data.recording.Recording`."""
+    rates = {"acc": SAMPLING_RATE_HZ, "gyro": SAMPLING_RATE_HZ}
+    return SignalRecording(signals={"acc": rec.signal[:, :3], "gyro": rec.signal[:, 3:]}, rates=rates,
+                           labels=rec.labels, label_rate=SAMPLING_RATE_HZ, subject=rec.subject,
+                           session=f"recording-{index}")
 
 
 def load(window: int = 128, stride: int = 64, num_classes: int = 6, quiet: bool = False) -> WindowSet:
