@@ -180,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--raw", type=Path, required=True, help="folder of the downloaded raw files")
     prepare.add_argument("--strict", action="store_true", help="stop at the first unreadable recording instead of skipping it")
     data_sub.add_parser("presets", help="list the dataset presets")
+    imp = data_sub.add_parser("import", help="your own recordings (a folder of CSV files + a YAML spec), or the "
+                                             "authors' release's preprocessed files, as a prepared dataset")
+    imp.add_argument("folder", type=Path, help="the folder of CSV files (or of the release's .npy/.npz files)")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", type=Path, help="YAML import spec (README: 'Your own recordings')")
+    source.add_argument("--release", choices=("sleepedf", "wesad", "pamap2"),
+                        help="the release's layout: sleep/*.npz, wesad/x_*.npy or pamap2/X_*.npy")
+    imp.add_argument("--out", type=Path, help="where to write the prepared dataset (default $CROSSL_HOME/datasets/NAME)")
+    imp.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
     fetch = data_sub.add_parser("fetch", help="download and prepare a built-in dataset")
     fetch.add_argument("name", nargs="?", default="hapt")
     info = data_sub.add_parser("info", help="describe a built-in dataset or a prepared directory")
@@ -266,6 +275,20 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
 
         for name, preset in PRESETS.items():
             print(f"{name:<12} {preset.spec.description}; {preset.note}")
+        return None
+    if args.data_command == "import":
+        from crossl.data.cache import crossl_home
+
+        if args.release:
+            from crossl.data.datasets.release import read_release
+
+            windows = read_release(args.release, args.folder)
+        else:
+            from crossl.data.importers import import_folder, load_import_spec
+
+            windows = import_folder(args.folder, load_import_spec(args.spec), strict=args.strict)
+        target = windows.save(args.out or crossl_home() / "datasets" / windows.meta.name)
+        print(f"{windows.meta.name}: {len(windows)} windows in {target}; use it with --data {target}")
         return None
     if args.data_command == "prepare":
         from crossl.data.presets import prepare
