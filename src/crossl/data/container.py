@@ -280,6 +280,10 @@ class WindowSet:
             self.meta,
         )
 
+    def with_meta(self, meta: DatasetMeta) -> WindowSet:
+        """The same windows described by ``meta`` (same modalities and classes, other ``extra``)."""
+        return WindowSet(self.modalities, self.presence, self.labels, self.subjects, meta)
+
     def with_modalities(self, modalities: dict[str, np.ndarray]) -> WindowSet:
         """The same windows with replaced modality arrays (e.g. after normalisation)."""
         return WindowSet(modalities, self.presence, self.labels, self.subjects, self.meta)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -207,6 +208,28 @@ def window_sources(preset: Preset, sources: list[Source], strict: bool, log: Cal
         yield windows
 
 
+def write_prepared(preset: Preset, raw: Path, sources: list[Source], target: Path, strict: bool,
+                   log: Callable[[str], None]) -> None:
+    """Window one recording at a time into ``target``: each recording's windows go to a scratch
+    directory beside it as they are made, then every part is copied into the final memory-mapped
+    arrays, so memory holds one recording (and its windows), never the whole set."""
+    skipped: list[list[str]] = []
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.parts-") as scratch:
+        meta = preset.spec.meta()
+        parts: list[Path] = []
+        # the skipped list is only known at the end: parts carry the plain metadata, the set gets both
+        for windows in window_sources(preset, sources, strict, log, skipped):
+            if len(windows):
+                parts.append(windows_to_set([windows], meta).save(Path(scratch) / f"part-{len(parts):05d}"))
+        if not parts:
+            raise CrosslError(f"no windows could be made from the recordings under {raw}; see the lines above")
+        total = sum(len(WindowSet.load(part)) for part in parts)
+        full = replace(meta, extra={**meta.extra, "raw": str(raw.resolve()), "skipped": skipped})
+        chunks = (WindowSet.load(part).with_meta(full) for part in parts)
+        WindowSet.save_chunks(target, chunks, total)
+
+
 def prepare(preset_name: str, raw: str | Path, strict: bool = False,
             log: Callable[[str], None] | None = None) -> Path:
     """Prepare ``preset_name`` from the raw files in ``raw``; returns the prepared directory."""
@@ -218,13 +241,7 @@ def prepare(preset_name: str, raw: str | Path, strict: bool = False,
         raise CrosslError(f"no {preset.reader} recordings found under {raw}; point --raw to the unpacked download")
     target = prepared_directory(preset_name, raw_fingerprint(preset, raw))
     if not (target / "meta.json").is_file():
-        skipped: list[list[str]] = []
-        parts = [w for w in window_sources(preset, sources, strict, log, skipped) if len(w)]
-        if not parts:
-            raise CrosslError(f"no windows could be made from the recordings under {raw}; see the lines above")
-        meta = preset.spec.meta()
-        meta = replace(meta, extra={**meta.extra, "raw": str(raw.resolve()), "skipped": skipped})
-        windows_to_set(parts, meta).save(target)
+        write_prepared(preset, raw, sources, target, strict, log)
     else:
         recorded: Any = WindowSet.load(target).meta.extra.get("skipped", [])
         skipped = [list(item) for item in recorded]
