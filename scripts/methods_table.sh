@@ -16,3 +16,4 @@ for m in "${methods[@]}"; do
 done
 [ -d "$OUT/supervised" ] || $CROSSL evaluate --data hapt --protocols supervised --seeds 0 --no-progress \
     --out "$OUT/supervised"
+.venv/bin/python scripts/summarize_runs.py "$OUT"/*-eval "$OUT/supervised"

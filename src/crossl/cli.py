@@ -259,7 +259,8 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
             base = demo_config(args.quick)
         config = _config_from(args, base)
         config.validate()
-    from crossl import pipeline
+        # torch and Lightning come in here, for the commands that train; `data` commands never load them
+        from crossl import pipeline
 
     if args.command == "demo":
         with _shared_out(_out(args, "demo-quick" if args.quick else "demo", config)) as out:

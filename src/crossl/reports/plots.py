@@ -44,7 +44,7 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def plot_pretrain_loss(log_dir: Path, path: Path) -> None:
-    """Training (and validation) VICReg loss per epoch."""
+    """Training (and validation) loss of the pretraining objective per epoch."""
     series = read_epoch_metrics(log_dir)
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("train/loss", "train"), ("val/loss", "validation")):
@@ -53,7 +53,7 @@ def plot_pretrain_loss(log_dir: Path, path: Path) -> None:
             ax.plot([e + 1 for e in epochs], values, marker="o", markersize=3, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("VICReg loss")
-    ax.set_title("CroSSL pretraining")
+    ax.set_title("pretraining")
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
@@ -67,7 +67,8 @@ def plot_label_efficiency(records: Sequence[dict[str, Any]], path: Path, dataset
         pts = sorted((float(r["label_fraction"]), float(r["macro_f1_mean"]), float(r["macro_f1_std"]))  # type: ignore[arg-type]
                      for r in rows if r["protocol"] == protocol)
         x, y, err = zip(*pts)
-        name = "supervised (random init)" if protocol == "supervised" else f"CroSSL {protocol}"
+        method = next((r["method"] for r in records if r["protocol"] == protocol and r.get("method")), None)
+        name = "supervised (random init)" if method is None else f"{method} {protocol}"
         ax.errorbar([100 * v for v in x], y, yerr=err, marker="o", capsize=3, label=name,
                     linestyle="--" if protocol == "supervised" else "-")
     ax.set_xscale("log")
