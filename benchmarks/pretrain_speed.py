@@ -11,6 +11,13 @@ flatten -> 64 -> 32 -> 32 -> LayerNorm) on random windows with every modality pr
   seeded ``torch.Generator``; aggregate each view; VICReg 10/10/100; backward; Adam step.
 - ``embed``: forward-only features (eval mode, ``torch.no_grad()``): ``backbone.features``.
 
+- ``methods``: one pretraining step of each registered method (``crossl.methods.METHODS``) through the
+  package's own code: ``module.objective(batch, "train", step)`` (train mode, a fresh step index per
+  call), backward, and the Adam step of ``module.configure_optimizers()``. The methods of one
+  configuration are timed round robin (one step of each in turn, the order rotated every round), so
+  drift on a noisy machine hits them alike, and each is reported as windows/s and as its median step
+  over ``crossl``'s, measured in the same rounds. ``--impl`` does not apply to this mode.
+
 Implementations: ``crossl`` is the package's ``CrossModalBackbone`` with ``draw_keep_mask`` and
 ``vicreg_loss``, run eagerly; ``crossl-compiled`` is the same with the encoders' elementwise work
 compiled by ``torch.compile`` (``--compile`` on the command line); ``reference`` is the same model
@@ -39,8 +46,10 @@ same against the ``torch.mm`` figure alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
+import os
 import platform
 import resource
 import statistics
@@ -49,17 +58,20 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from crossl.config import ModelConfig
+from crossl.config import METHOD_NAMES, ModelConfig
 from crossl.losses import vicreg_loss
 from crossl.masking import draw_keep_mask
 from crossl.models.backbone import CrossModalBackbone
+
+if TYPE_CHECKING:
+    from crossl.methods import PretrainMethod
 
 #: Dataset shapes: modality -> (time steps, channels) of one window.
 SHAPES: dict[str, dict[str, tuple[int, int]]] = {
@@ -70,7 +82,8 @@ SHAPES: dict[str, dict[str, tuple[int, int]]] = {
 }
 IMPLEMENTATIONS = ("crossl", "crossl-compiled", "reference")
 PRECISIONS = ("32", "bf16-mixed")
-MODES = ("pretrain", "embed")
+MODES = ("pretrain", "embed", "methods")
+METHOD_PHASES = ("objective", "backward", "optimizer")
 PHASES = ("encoders", "mask_aggregate", "loss", "backward", "optimizer")
 PHASE_LABELS = ("enc", "mask+agg", "loss", "bwd", "opt")
 
@@ -426,6 +439,150 @@ def with_speedups(records: list[Record]) -> list[Record]:
     return records
 
 
+# ------------------------------------------------------------------ mode "methods"
+# crossl.methods imports Lightning (seconds): imported only where a method is built, so --help stays fast.
+
+
+def trained_methods() -> list[str]:
+    """Every registered method that trains, in registry order (``random-init`` does not)."""
+    from crossl.methods import METHODS
+
+    return [name for name, cls in METHODS.items() if cls.trains]
+
+
+def build_method(name: str, shape: Mapping[str, tuple[int, int]], batch_size: int,
+                 device: torch.device) -> tuple[PretrainMethod, torch.optim.Optimizer]:
+    """``METHODS[name](backbone, PretrainConfig, options_for(name))`` in train mode, and its own optimiser."""
+    from crossl.config import PretrainConfig, options_for
+    from crossl.methods import METHODS
+
+    torch.manual_seed(0)  # the same backbone initialisation for every method
+    config = ModelConfig(modality_channels={m: c for m, (_, c) in shape.items()}, dim=DIM,
+                         kernel_sizes=KERNEL_SIZES, dropout=DROPOUT, aggregator="mlp", out_dim=OUT_DIM)
+    pretrain = PretrainConfig(batch_size=batch_size, lr=LEARNING_RATE)
+    module = METHODS[name](CrossModalBackbone(config), pretrain, options_for(name)).to(device)
+    module.train()
+    return module, module.configure_optimizers()
+
+
+def method_batch(shape: Mapping[str, tuple[int, int]], size: int, device: torch.device) -> dict[str, Any]:
+    """The batch a method's ``objective`` takes: inputs, all-True presence, labels (unused by pretraining)."""
+    batch = random_batch(shape, size, device)
+    return {"inputs": batch.inputs, "presence": batch.presence,
+            "labels": torch.zeros(size, dtype=torch.int64, device=device)}
+
+
+def method_forward_backward(module: PretrainMethod, batch: dict[str, Any], index: int, precision: str,
+                            clock: PhaseClock) -> None:
+    with autocast(clock.device, precision):
+        loss = module.objective(batch, "train", index)["loss"]
+    clock.mark("objective")
+    loss.backward()
+    clock.mark("backward")
+
+
+def method_step(module: PretrainMethod, optimizer: torch.optim.Optimizer, batch: dict[str, Any], index: int,
+                precision: str) -> dict[str, float]:
+    """Seconds per phase (objective forward, backward, Adam step + ``zero_grad``) of one step."""
+    clock = PhaseClock(batch["presence"].device)
+    method_forward_backward(module, batch, index, precision, clock)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    clock.mark("optimizer")
+    return clock.seconds
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds busy on the whole machine, CPU seconds of this process) so far; None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), own.ru_utime + own.ru_stime
+
+
+def other_load(start: tuple[float, float] | None, wall_s: float) -> float | None:
+    """Mean number of cores that other processes kept busy since ``start`` (0: the machine was ours)."""
+    end = cpu_seconds()
+    if start is None or end is None:
+        return None
+    return max(0.0, (end[0] - start[0]) - (end[1] - start[1])) / wall_s
+
+
+@dataclass
+class MethodRecord:
+    mode: str  # always "methods"
+    method: str
+    shape: str
+    batch: int
+    precision: str
+    windows_per_s: float
+    median_step_s: float
+    #: median step / crossl's median step of the same configuration and rounds (1.5 = 1.5x slower).
+    step_vs_crossl: float
+    #: every timed step, in rounds order, for the spread.
+    step_s: list[float]
+    model_flops_per_window: float
+    peak_flops: float
+    mfu: float
+    peak_rss_mb: float
+    #: fraction of the timed steps' total in ``objective`` (forward, loss included), ``backward``, ``optimizer``.
+    time_share: dict[str, float]
+    repeats: int
+    warmup: int
+    machine: dict[str, Any]
+    #: mean number of cores other processes kept busy while this configuration ran (None off Linux)
+    other_load: float | None
+
+
+def benchmark_methods(names: Sequence[str], shape: str, batch_size: int, precision: str, args: argparse.Namespace,
+                      peaks: Peaks, machine: dict[str, Any]) -> list[MethodRecord]:
+    """``warmup + repeats`` rounds of one step per method; ``names`` includes ``crossl``."""
+    batch = method_batch(SHAPES[shape], batch_size, args.device)
+    built = {name: build_method(name, SHAPES[shape], batch_size, args.device) for name in names}
+    steps: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    start, started = cpu_seconds(), time.perf_counter()
+    for round_index in range(args.warmup + args.repeats):
+        shift = round_index % len(names)
+        for name in [*names[shift:], *names[:shift]]:
+            module, optimizer = built[name]
+            seconds = method_step(module, optimizer, batch, round_index, precision)
+            if round_index >= args.warmup:
+                steps[name].append(seconds)
+    load = other_load(start, time.perf_counter() - started)
+    crossl_step = statistics.median(sum(s.values()) for s in steps["crossl"])
+    records = []
+    for name in names:
+        module, optimizer = built[name]
+        flops = count_flops(functools.partial(method_forward_backward, module, batch, 0, precision, PhaseClock(args.device)))
+        optimizer.zero_grad(set_to_none=True)
+        step_s = [sum(s.values()) for s in steps[name]]
+        step = statistics.median(step_s)
+        totals = {p: sum(s[p] for s in steps[name]) for p in METHOD_PHASES}
+        windows_per_s = batch_size / step
+        flops_per_window = flops / batch_size
+        records.append(MethodRecord(
+            "methods", name, shape, batch_size, precision, windows_per_s, step, step / crossl_step, step_s,
+            flops_per_window, peaks.best, windows_per_s * flops_per_window / peaks.best, peak_rss_mb(),
+            {p: t / sum(totals.values()) for p, t in totals.items()}, args.repeats, args.warmup, machine, load))
+    return records
+
+
+METHOD_COLUMNS = (("method", 10), ("shape", 8), ("batch", 5), ("precision", 10), ("win/s", 9), ("step ms", 8),
+                  ("vs crossl", 9), ("MFLOP/win", 9), ("MFU%", 6), ("RSS MB", 7), ("obj", 6), ("bwd", 6), ("opt", 6),
+                  ("other load", 10))
+
+
+def format_method_record(r: MethodRecord) -> str:
+    cells = [r.method, r.shape, str(r.batch), r.precision, f"{r.windows_per_s:.1f}", f"{1e3 * r.median_step_s:.1f}",
+             f"{r.step_vs_crossl:.2f}x", f"{r.model_flops_per_window / 1e6:.1f}", f"{100 * r.mfu:.1f}",
+             f"{r.peak_rss_mb:.0f}", *(f"{100 * r.time_share[p]:.0f}%" for p in METHOD_PHASES),
+             "-" if r.other_load is None else f"{r.other_load:.2f}"]
+    return "  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, METHOD_COLUMNS, strict=True))
+
+
 COLUMNS = (("mode", 8), ("impl", 15), ("shape", 8), ("batch", 5), ("precision", 10), ("win/s", 9), ("MFLOP/win", 9),
            ("MFU%", 6), ("mm MFU%", 7), ("RSS MB", 7), ("vs ref", 6), *((label, 8) for label in PHASE_LABELS))
 
@@ -469,7 +626,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=batch_sizes, default=[64, 256])
     parser.add_argument("--precision", type=comma_list(PRECISIONS), default=list(PRECISIONS))
     parser.add_argument("--impl", type=comma_list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
-    parser.add_argument("--modes", type=comma_list(MODES), default=list(MODES))
+    parser.add_argument("--modes", type=comma_list(MODES), default=None,
+                        help="default: pretrain,embed; only methods when --methods is given")
+    parser.add_argument("--methods", type=comma_list(METHOD_NAMES), default=None,
+                        help="registered methods that mode 'methods' times (default: every method that trains); "
+                             "crossl is always timed too, as the reference of the ratio")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per configuration (median taken)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -478,6 +639,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be at least 1 and --warmup at least 0")
+    if args.modes is None:
+        args.modes = ["methods"] if args.methods is not None else ["pretrain", "embed"]
+    if "methods" in args.modes:
+        trained = trained_methods()
+        if args.methods is not None and set(args.methods) - set(trained):
+            parser.error(f"--methods: {sorted(set(args.methods) - set(trained))} do not train; use a subset of {trained}")
+        args.methods = ["crossl", *(m for m in (args.methods or trained) if m != "crossl")]
+    elif args.methods is not None:
+        parser.error("--methods is for mode 'methods': add it to --modes")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available to this torch build")
     args.device = torch.device(args.device)
@@ -494,16 +664,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     peaks = Peaks(matmul_peak_flops(args.device, args.repeats), convolution_peak_flops(args.device, args.repeats))
     print(f"{machine['cpu']} | {machine['device']} | {machine['threads']} threads | torch {machine['torch']} | "
           f"fp32 peak: torch.mm {peaks.matmul / 1e9:.1f}, convolution {peaks.convolution / 1e9:.1f} GFLOP/s")
-    print(table_row([name for name, _ in COLUMNS]))
-    records: list[Record] = []
-    for shape, batch_size, precision, mode in itertools.product(args.shapes, args.batch, args.precision, args.modes):
+    records: list[Record | MethodRecord] = []
+
+    def save() -> None:  # rewritten after every configuration: a run cut short keeps its rows
+        if args.json is not None:
+            args.json.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n", encoding="utf-8")
+
+    implementation_modes = [m for m in args.modes if m != "methods"]
+    if implementation_modes:
+        print(table_row([name for name, _ in COLUMNS]))
+    for shape, batch_size, precision, mode in itertools.product(args.shapes, args.batch, args.precision,
+                                                                implementation_modes):
         group = with_speedups([benchmark(mode, impl, shape, batch_size, precision, args, peaks, machine)
                                for impl in args.impl])
         for r in group:
             print(format_record(r), flush=True)
         records += group
-        if args.json is not None:  # rewritten after every configuration: a run cut short keeps its rows
-            args.json.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n", encoding="utf-8")
+        save()
+    if "methods" not in args.modes:
+        return
+    print("\nmethods: one pretraining step per registered method (objective, backward, Adam), round robin; "
+          "vs crossl = median step / crossl's")
+    print("  ".join(name.rjust(width) for name, width in METHOD_COLUMNS))
+    for shape, batch_size, precision in itertools.product(args.shapes, args.batch, args.precision):
+        method_records = benchmark_methods(args.methods, shape, batch_size, precision, args, peaks, machine)
+        for m in method_records:
+            print(format_method_record(m), flush=True)
+        records += method_records
+        save()
 
 
 if __name__ == "__main__":

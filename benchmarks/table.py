@@ -6,6 +6,9 @@ Rows are (shape, batch, precision); columns are the implementations found in the
 windows/s, MFU against the run's ``peak_flops`` and against its ``matmul_peak_flops``, and each
 implementation's speed relative to the ``reference`` of the same configuration (which may come
 from another file of the same session: run ``crossl-compiled`` in a process of its own).
+
+``--mode methods``: rows are (shape, batch, precision), columns the registered methods found, each
+with windows/s and its median step over ``crossl``'s in the same run (``step_vs_crossl``).
 """
 
 from __future__ import annotations
@@ -52,12 +55,35 @@ def table(records: list[dict[str, Any]], mode: str) -> str:
     return "\n".join(lines)
 
 
+def methods_table(records: list[dict[str, Any]]) -> str:
+    rows: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = {}
+    methods: list[str] = []
+    for r in records:
+        if r["mode"] == "methods":
+            rows.setdefault((r["shape"], r["batch"], r["precision"]), {})[r["method"]] = r
+            methods += [] if r["method"] in methods else [r["method"]]
+    header = ["shape", "batch", "precision"]
+    for method in methods:
+        header += [f"{method} windows/s", "step vs crossl"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (shape, batch, precision), by_method in rows.items():
+        cells = [shape, str(batch), "fp32" if precision == "32" else precision]
+        for method in methods:
+            m = by_method.get(method)
+            cells += ["-", "-"] if m is None else [
+                f"{m['windows_per_s']:,.0f}" if m["windows_per_s"] >= 100 else f"{m['windows_per_s']:.1f}",
+                f"{m['step_vs_crossl']:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", type=Path, nargs="+")
-    parser.add_argument("--mode", choices=("pretrain", "embed"), default="pretrain")
+    parser.add_argument("--mode", choices=("pretrain", "embed", "methods"), default="pretrain")
     args = parser.parse_args(argv)
-    print(table(load(args.files), args.mode))
+    records = load(args.files)
+    print(methods_table(records) if args.mode == "methods" else table(records, args.mode))
 
 
 if __name__ == "__main__":
