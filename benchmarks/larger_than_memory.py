@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model, drop_from_page_cache
 
 from crossl.data.container import DatasetMeta, WindowSet
 from crossl.io import write_json_atomic
@@ -79,18 +80,6 @@ def generate_chunks(meta: DatasetMeta, shape: str, sizes: list[int], chunk_windo
             modalities[m] = x
         yield WindowSet(modalities, np.ones((n, len(modalities)), dtype=bool), labels,
                         subjects[start : start + n], meta)
-
-
-def drop_from_page_cache(directory: Path) -> None:
-    """Write the files out and evict them, so the measured run reads from disk and its page cache is
-    charged to its own cgroup (pages cached by this process would be charged here)."""
-    for path in directory.iterdir():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def read_kib_fields(path: Path, names: tuple[str, ...]) -> dict[str, int]:
@@ -254,13 +243,6 @@ def main() -> None:
     print_table(record)
     if status != 0:
         sys.exit(f"crossl pretrain exited with status {status}")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def print_table(record: dict[str, object]) -> None:

@@ -63,6 +63,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from machine import cpu_model, drop_from_page_cache
+
 MB = 1e6
 DATASETS = ("wesad", "sleepedf", "pamap2")
 PRESETS_OF = {"wesad": ("wesad", "wesad-wrist"), "sleepedf": ("sleepedf20",), "pamap2": ("pamap2",)}
@@ -233,17 +235,6 @@ def write_pamap2(raw: Path, minutes: float) -> dict[str, Any]:
 
 WRITERS: dict[str, Callable[[Path, float], dict[str, Any]]] = {
     "wesad": write_wesad, "sleepedf": write_sleepedf, "pamap2": write_pamap2}
-
-
-def evict(directory: Path) -> None:
-    """Write the files under ``directory`` out and drop them from the page cache."""
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def directory_bytes(directory: Path) -> int:
@@ -427,15 +418,6 @@ def profile_top(path: Path, top: int) -> dict[str, list[dict[str, Any]]]:
 
 # ---- the benchmark --------------------------------------------------------------------------------
 
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return platform.processor() or "unknown"
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or "unknown"
-
-
 def machine_info() -> dict[str, Any]:
     import edfio
     import numpy as np
@@ -458,7 +440,7 @@ def measure_preset(dataset: str, preset: str, raw: Path, info: dict[str, Any], w
                         * info["duration_s"])) * 4
     home = work / f"home-{preset}"
     env = dict(os.environ, CROSSL_HOME=str(home))
-    evict(raw)
+    drop_from_page_cache(raw)
     print(f"  crossl data prepare {preset} --raw {raw}", file=sys.stderr, flush=True)
     result = run_child(prepare_command(preset, raw), env)
     if result["exit_status"] != 0:
@@ -486,7 +468,7 @@ def measure_preset(dataset: str, preset: str, raw: Path, info: dict[str, Any], w
     }
     shutil.rmtree(home, ignore_errors=True)
     if profile:
-        evict(raw)
+        drop_from_page_cache(raw)
         print(f"  phases of {preset}", file=sys.stderr, flush=True)
         phased = run_child([sys.executable, __file__, "--phases-child", preset, str(raw)], env, echo=False)
         shutil.rmtree(home, ignore_errors=True)
@@ -496,7 +478,7 @@ def measure_preset(dataset: str, preset: str, raw: Path, info: dict[str, Any], w
         record["phases"]["wall_s"] = round(phased["wall_s"], 3)
         # the child resets its VmHWM at every phase boundary: its peak is the largest phase peak
         record["phases"]["peak_rss_bytes"] = max(e["peak_rss_bytes"] for e in record["phases"]["phases"].values())
-        evict(raw)
+        drop_from_page_cache(raw)
         print(f"  cProfile of {preset}", file=sys.stderr, flush=True)
         prof = work / f"{preset}.prof"
         command = [sys.executable, "-m", "cProfile", "-o", str(prof), *prepare_command(preset, raw)[1:]]
