@@ -50,7 +50,6 @@ import functools
 import itertools
 import json
 import os
-import platform
 import resource
 import statistics
 import time
@@ -62,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from machine import cpu_model
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -356,15 +356,6 @@ def convolution_peak_flops(device: torch.device, repeats: int) -> float:
     return median_flop_rate(lambda: F.conv2d(x, w), flops, device, repeats)
 
 
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return platform.processor() or "unknown"
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or "unknown"
-
-
 def machine_info(device: torch.device) -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
@@ -535,6 +526,8 @@ class MethodRecord:
     machine: dict[str, Any]
     #: mean number of cores other processes kept busy while this configuration ran (None off Linux)
     other_load: float | None
+    #: median minor page faults of the process per timed step: memory taken fresh from the kernel (4 KiB each)
+    minor_faults_per_step: float
 
 
 def benchmark_methods(names: Sequence[str], shape: str, batch_size: int, precision: str, args: argparse.Namespace,
@@ -543,14 +536,17 @@ def benchmark_methods(names: Sequence[str], shape: str, batch_size: int, precisi
     batch = method_batch(SHAPES[shape], batch_size, args.device)
     built = {name: build_method(name, SHAPES[shape], batch_size, args.device) for name in names}
     steps: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    faults: dict[str, list[int]] = {name: [] for name in names}
     start, started = cpu_seconds(), time.perf_counter()
     for round_index in range(args.warmup + args.repeats):
         shift = round_index % len(names)
         for name in [*names[shift:], *names[:shift]]:
             module, optimizer = built[name]
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             seconds = method_step(module, optimizer, batch, round_index, precision)
             if round_index >= args.warmup:
                 steps[name].append(seconds)
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
     load = other_load(start, time.perf_counter() - started)
     crossl_step = statistics.median(sum(s.values()) for s in steps["crossl"])
     records = []
@@ -566,20 +562,21 @@ def benchmark_methods(names: Sequence[str], shape: str, batch_size: int, precisi
         records.append(MethodRecord(
             "methods", name, shape, batch_size, precision, windows_per_s, step, step / crossl_step, step_s,
             flops_per_window, peaks.best, windows_per_s * flops_per_window / peaks.best, peak_rss_mb(),
-            {p: t / sum(totals.values()) for p, t in totals.items()}, args.repeats, args.warmup, machine, load))
+            {p: t / sum(totals.values()) for p, t in totals.items()}, args.repeats, args.warmup, machine, load,
+            statistics.median(faults[name])))
     return records
 
 
 METHOD_COLUMNS = (("method", 10), ("shape", 8), ("batch", 5), ("precision", 10), ("win/s", 9), ("step ms", 8),
                   ("vs crossl", 9), ("MFLOP/win", 9), ("MFU%", 6), ("RSS MB", 7), ("obj", 6), ("bwd", 6), ("opt", 6),
-                  ("other load", 10))
+                  ("other load", 10), ("faults/step", 11))
 
 
 def format_method_record(r: MethodRecord) -> str:
     cells = [r.method, r.shape, str(r.batch), r.precision, f"{r.windows_per_s:.1f}", f"{1e3 * r.median_step_s:.1f}",
              f"{r.step_vs_crossl:.2f}x", f"{r.model_flops_per_window / 1e6:.1f}", f"{100 * r.mfu:.1f}",
              f"{r.peak_rss_mb:.0f}", *(f"{100 * r.time_share[p]:.0f}%" for p in METHOD_PHASES),
-             "-" if r.other_load is None else f"{r.other_load:.2f}"]
+             "-" if r.other_load is None else f"{r.other_load:.2f}", f"{r.minor_faults_per_step:,.0f}"]
     return "  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, METHOD_COLUMNS, strict=True))
 
 
@@ -595,8 +592,8 @@ def format_record(r: Record) -> str:
     shares = [f"{100 * r.time_share[p]:.0f}%" if r.time_share else "-" for p in PHASES]
     speedup = f"{r.speedup_vs_reference:.2f}x" if r.speedup_vs_reference is not None else "-"
     return table_row([r.mode, r.implementation, r.shape, str(r.batch), r.precision, f"{r.windows_per_s:.1f}",
-                      f"{r.model_flops_per_window / 1e6:.1f}", f"{100 * r.mfu:.1f}", f"{100 * r.mfu_vs_mm:.1f}", f"{r.peak_rss_mb:.0f}",
-                      speedup, *shares])
+                      f"{r.model_flops_per_window / 1e6:.1f}", f"{100 * r.mfu:.1f}", f"{100 * r.mfu_vs_mm:.1f}",
+                      f"{r.peak_rss_mb:.0f}", speedup, *shares])
 
 
 def comma_list(allowed: Sequence[str]) -> Callable[[str], list[str]]:

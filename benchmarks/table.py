@@ -7,8 +7,8 @@ windows/s, MFU against the run's ``peak_flops`` and against its ``matmul_peak_fl
 implementation's speed relative to the ``reference`` of the same configuration (which may come
 from another file of the same session: run ``crossl-compiled`` in a process of its own).
 
-``--mode methods``: rows are (shape, batch, precision), columns the registered methods found, each
-with windows/s and its median step over ``crossl``'s in the same run (``step_vs_crossl``).
+``--mode methods``: rows are the registered methods found, columns each (shape, batch, precision)
+with windows/s and the method's median step over ``crossl``'s in the same run (``step_vs_crossl``).
 """
 
 from __future__ import annotations
@@ -56,24 +56,27 @@ def table(records: list[dict[str, Any]], mode: str) -> str:
 
 
 def methods_table(records: list[dict[str, Any]]) -> str:
-    rows: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = {}
-    methods: list[str] = []
+    """Rows: the methods found; per (shape, batch, precision): windows/s and the step over crossl's."""
+    cells: dict[str, dict[tuple[str, int, str], dict[str, Any]]] = {}
+    configs: list[tuple[str, int, str]] = []
     for r in records:
         if r["mode"] == "methods":
-            rows.setdefault((r["shape"], r["batch"], r["precision"]), {})[r["method"]] = r
-            methods += [] if r["method"] in methods else [r["method"]]
-    header = ["shape", "batch", "precision"]
-    for method in methods:
-        header += [f"{method} windows/s", "step vs crossl"]
+            config = (r["shape"], r["batch"], r["precision"])
+            configs += [] if config in configs else [config]
+            cells.setdefault(r["method"], {})[config] = r
+    header = ["method"]
+    for shape, batch, precision in configs:
+        label = f"{shape} {batch} {'fp32' if precision == '32' else precision}"
+        header += [f"{label} windows/s", "step vs crossl"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (shape, batch, precision), by_method in rows.items():
-        cells = [shape, str(batch), "fp32" if precision == "32" else precision]
-        for method in methods:
-            m = by_method.get(method)
-            cells += ["-", "-"] if m is None else [
+    for method, by_config in cells.items():
+        row = [method]
+        for config in configs:
+            m = by_config.get(config)
+            row += ["-", "-"] if m is None else [
                 f"{m['windows_per_s']:,.0f}" if m["windows_per_s"] >= 100 else f"{m['windows_per_s']:.1f}",
                 f"{m['step_vs_crossl']:.2f}x"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
