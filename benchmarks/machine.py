@@ -27,3 +27,10 @@ def drop_from_page_cache(directory: Path) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description="Print the CPU model the benchmark records name.").parse_args()
+    print(cpu_model())
