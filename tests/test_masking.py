@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from crossl.errors import CrosslError
-from crossl.masking import apply_mask, draw_keep_mask, modality_kept
+from crossl.masking import apply_mask, draw_keep_mask, drop_modalities, modality_kept
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -137,3 +137,14 @@ def test_apply_mask_uses_token_for_masked_entries():
 def test_modality_kept_is_true_where_any_entry_kept():
     keep = torch.tensor([[[False, True], [False, False]]])
     assert torch.equal(modality_kept(keep), torch.tensor([[True, False]]))
+
+
+def test_modality_dropout_hides_present_modalities_at_its_rate_and_keeps_one() -> None:
+    presence = torch.tensor([[True, True, True], [True, False, True], [False, False, False]])
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.stack([drop_modalities(presence, 0.5, generator) for _ in range(2000)])
+    assert not (draws & ~presence).any()  # an absent modality never comes back
+    assert (draws[:, :2].sum(dim=2) >= 1).all()  # windows with something present keep at least one
+    kept = draws[:, 0].float().mean(dim=0)
+    # 3 present: kept with 0.5, plus the restore when all three were hidden (1/8 of draws, 1/3 each)
+    assert kept[0].item() == pytest.approx(0.5 + 0.125 / 3, abs=0.04)

@@ -261,6 +261,10 @@ class EvalConfig:
     #: Features the head reads: "aggregator" (the paper's figure), "concat" (the release's default),
     #: or "auto" (what the method trains: the aggregator, or "concat" for encoder-only methods).
     head_input: HeadInput = "auto"
+    #: Trainable protocols on a backbone (``finetune``, ``supervised``): the probability that a present
+    #: modality is hidden from a labeled training window (at least one is always kept), so that the
+    #: classifier learns to work when a sensor is missing. 0: off (the paper's protocol).
+    modality_dropout: float = 0.0
 
     def check(self, where: str = "evaluation") -> None:
         for name in ("protocols", "label_fractions", "seeds"):
@@ -282,6 +286,8 @@ class EvalConfig:
         _positive(f"{where}.batch_size", self.batch_size)
         _positive(f"{where}.lr", self.lr)
         _non_negative(f"{where}.backbone_lr_scale", self.backbone_lr_scale)
+        if not 0.0 <= self.modality_dropout < 1.0:
+            _fail(f"{where}.modality_dropout", f"must lie in [0, 1), got {self.modality_dropout}")
 
 
 def step_budget(config: EvalConfig, num_labeled: int) -> int:

@@ -20,7 +20,8 @@ import torch
 from crossl.config import MASK_STRATEGIES, MaskStrategy
 from crossl.errors import CrosslError
 
-__all__ = ["MASK_STRATEGIES", "MaskStrategy", "apply_mask", "check_mask_args", "draw_keep_mask", "modality_kept"]
+__all__ = ["MASK_STRATEGIES", "MaskStrategy", "apply_mask", "check_mask_args", "draw_keep_mask", "drop_modalities",
+           "modality_kept"]
 
 
 def check_mask_args(strategy: str, ratio: float) -> None:
@@ -86,3 +87,12 @@ def apply_mask(q: torch.Tensor, keep: torch.Tensor, token: torch.Tensor | None =
     if token is None:
         return q * keep.to(q.dtype)
     return torch.where(keep, q, token.to(q.dtype).expand_as(q))
+
+
+def drop_modalities(presence: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Input-level modality dropout: bool ``(batch, modalities)`` presence -> a copy where each present
+    modality is hidden with probability ``p``; a window keeps at least one of its present modalities."""
+    b, m = presence.shape
+    keep = draw_keep_mask((b, m, 1), "modality", p, generator, presence=presence, device=presence.device)
+    # `& presence`: a window with nothing present stays so (the restore step would pick a row).
+    return modality_kept(keep) & presence

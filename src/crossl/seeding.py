@@ -26,6 +26,7 @@ STREAM_OFFSETS: dict[str, int] = {
     "augment-val": 49_979_687,
     "input-mask": 67_867_967,
     "input-mask-val": 86_028_121,
+    "modality-dropout": 122_949_829,
 }
 
 

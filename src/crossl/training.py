@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from crossl.config import TrainerConfig
 from crossl.io import write_atomic
+from crossl.masking import drop_modalities
 from crossl.models.backbone import CrossModalBackbone
 from crossl.seeding import stream_generator
 
@@ -129,8 +130,11 @@ class ClassifierModule(L.LightningModule):
 
     def __init__(self, head: nn.Module, backbone: CrossModalBackbone | None = None, source: str = "aggregator",
                  train_backbone: bool = True, lr: float = 1e-3, backbone_lr_scale: float = 1.0,
-                 total_steps: int = 1) -> None:
+                 total_steps: int = 1, modality_dropout: float = 0.0, seed: int = 0) -> None:
         super().__init__()
+        #: probability that a present modality is hidden from a training window (backbone runs only)
+        self.modality_dropout = modality_dropout
+        self.seed = seed
         self.head = head
         self.backbone = backbone
         self.source = source
@@ -152,6 +156,9 @@ class ClassifierModule(L.LightningModule):
             self.backbone.train(self.train_backbone)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        if self.backbone is not None and self.modality_dropout > 0:
+            batch = {**batch, "presence": drop_modalities(batch["presence"], self.modality_dropout,
+                                                          stream_generator(self.seed, "modality-dropout", self.global_step))}
         loss = nn.functional.cross_entropy(self(batch), batch["labels"])
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch["labels"].shape[0])
         return loss

@@ -27,7 +27,7 @@ def test_linear_probe_scores_about_one_on_separable_features() -> None:
     y_train, y_test = rng.integers(0, 4, 200), rng.integers(0, 4, 400)
     x_train = centres[y_train] + rng.normal(size=(200, 8))
     x_test = centres[y_test] + rng.normal(size=(400, 8))
-    predictions = protocols.linear_probe(x_train, y_train, x_test, seed=0)
+    (predictions,) = protocols.linear_probe(x_train, y_train, [x_test], seed=0)
     assert classification_metrics(y_test, predictions, 4)["macro_f1"] > 0.98
 
 
@@ -35,7 +35,7 @@ def test_linear_probe_is_at_chance_on_shuffled_labels() -> None:
     """The check above can fail: labels unrelated to the features give chance-level scores."""
     rng = np.random.default_rng(1)
     x_train, x_test = rng.normal(size=(200, 8)), rng.normal(size=(400, 8))
-    predictions = protocols.linear_probe(x_train, rng.integers(0, 4, 200), x_test, seed=0)
+    (predictions,) = protocols.linear_probe(x_train, rng.integers(0, 4, 200), [x_test], seed=0)
     assert classification_metrics(rng.integers(0, 4, 400), predictions, 4)["macro_f1"] < 0.4
 
 
@@ -54,15 +54,15 @@ def starting_weights(protocol: str, model: CroSSL, monkeypatch: pytest.MonkeyPat
     """The backbone weights ``protocol`` starts training from (training itself is skipped)."""
     seen: dict[str, torch.Tensor] = {}
 
-    def capture(module: Any, labeled: Any, test: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+    def capture(module: Any, labeled: Any, tests: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
         seen.update({k: v.detach().clone() for k, v in module.backbone.state_dict().items()})
-        return np.zeros(len(test), dtype=np.int64)
+        return [np.zeros(len(test), dtype=np.int64) for test in tests]
 
     monkeypatch.setattr(protocols, "train_classifier", capture)
     windows, split = labeled_set()
     batches = WindowBatches(windows, model.stats, split.train)  # type: ignore[arg-type]
     protocols.run_protocol(protocol, pretrained=model.backbone, model_config=model.model_config, labeled=batches,
-                           test=batches, frozen_features=None, num_classes=3, source="aggregator",
+                           tests=[batches], frozen_features=None, num_classes=3, source="aggregator",
                            config=EvalConfig(), trainer_config=TrainerConfig(progress=False), seed=0)
     return seen
 
@@ -95,7 +95,7 @@ def test_frozen_features_are_the_rows_of_the_labeled_windows(pretrained: CroSSL,
     given: list[tuple[np.ndarray, torch.Tensor]] = []
     original = label_efficiency.run_protocol
 
-    def capture(protocol: str, **kwargs: Any) -> np.ndarray:
+    def capture(protocol: str, **kwargs: Any) -> list[np.ndarray]:
         given.append((kwargs["labeled"].indices.copy(), kwargs["frozen_features"][0]))
         return original(protocol, **kwargs)
 
@@ -106,3 +106,38 @@ def test_frozen_features_are_the_rows_of_the_labeled_windows(pretrained: CroSSL,
         direct = compute_features(pretrained.backbone, WindowBatches(windows, pretrained.stats, rows),  # type: ignore[arg-type]
                                   "aggregator")
         torch.testing.assert_close(features, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_removed_modalities_are_scored_without_retraining_and_change_the_score(pretrained: CroSSL) -> None:
+    """One classifier per label subset, scored on the full test windows and on each removal: the full
+    record equals a run without removals, and hiding a modality changes what the classifier sees."""
+    windows, split = labeled_set()
+    config = EvalConfig(protocols=("linear",), label_fractions=(1.0,), seeds=(0,))
+    plain = pretrained.evaluate(windows, split, config)
+    records = label_efficiency.evaluate_label_efficiency(
+        windows, split, {0: {1.0: split.train}}, pretrained, config, TrainerConfig(progress=False),
+        pretrained.model_config, missing=[("acc",), ("ecg",)])
+    assert [r["missing"] for r in records] == [[], ["acc"], ["ecg"]]
+    assert records[0]["macro_f1"] == plain[0]["macro_f1"]
+    full, no_acc = (compute_features(pretrained.backbone, WindowBatches(w, pretrained.stats, split.test), "aggregator")  # type: ignore[arg-type]
+                    for w in (windows, label_efficiency.without_modalities(windows, ["acc"])))
+    assert not torch.allclose(full, no_acc)
+
+
+def test_removing_an_unknown_modality_is_refused(pretrained: CroSSL) -> None:
+    windows, _ = labeled_set()
+    with pytest.raises(Exception, match="cannot remove modalities"):
+        label_efficiency.without_modalities(windows, ["eeg"])
+
+
+def test_scoring_on_validation_uses_the_validation_windows(pretrained: CroSSL) -> None:
+    windows, split = labeled_set()
+    config = EvalConfig(protocols=("linear",), label_fractions=(1.0,), seeds=(0,))
+    records = label_efficiency.evaluate_label_efficiency(
+        windows, split, {0: {1.0: split.train}}, pretrained, config, TrainerConfig(progress=False),
+        pretrained.model_config, score_part="val")
+    assert records[0]["scored_on"] == "validation"
+    features = compute_features(pretrained.backbone, WindowBatches(windows, pretrained.stats, split.train), "aggregator")  # type: ignore[arg-type]
+    val = compute_features(pretrained.backbone, WindowBatches(windows, pretrained.stats, split.val), "aggregator")  # type: ignore[arg-type]
+    (predicted,) = protocols.linear_probe(features.numpy(), windows.labels[split.train], [val.numpy()], seed=0)
+    assert records[0]["macro_f1"] == classification_metrics(windows.labels[split.val], predicted, 3)["macro_f1"]

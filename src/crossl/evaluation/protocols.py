@@ -12,6 +12,7 @@ are scored at their last step.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import lightning as L
 import numpy as np
@@ -36,22 +37,25 @@ def uses_pretrained(protocol: str) -> bool:
     return PROTOCOLS[protocol] != "scratch"
 
 
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
-    """Standardised multinomial logistic regression; returns test predictions."""
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, tests_x: Sequence[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Standardised multinomial logistic regression; returns its predictions on each test set."""
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     clf.fit(train_x, train_y)
-    return clf.predict(test_x)
+    return [clf.predict(x) for x in tests_x]
 
 
-def train_classifier(module: ClassifierModule, labeled: Dataset, test: Dataset, config: EvalConfig,
-                     trainer_config: TrainerConfig, seed: int) -> np.ndarray:
-    """Train ``module`` for ``module.total_steps`` steps on ``labeled``; return predictions on ``test``."""
+def train_classifier(module: ClassifierModule, labeled: Dataset, tests: Sequence[Dataset], config: EvalConfig,
+                     trainer_config: TrainerConfig, seed: int) -> list[np.ndarray]:
+    """Train ``module`` for ``module.total_steps`` steps on ``labeled``; return its predictions on each of ``tests``."""
     steps = module.total_steps
     trainer = build_trainer(trainer_config, None, max_epochs=1, max_steps=steps, progress=False, validate=False)
     loader = batch_loader(labeled, config.batch_size, shuffle=True, seed=seed, num_batches=steps)
     trainer.fit(module, train_dataloaders=loader)
-    predictions = trainer.predict(module, batch_loader(test, 1024, shuffle=False))
-    return torch.cat(predictions).cpu().numpy()  # type: ignore[arg-type]
+    outputs = []
+    for test in tests:
+        predictions = trainer.predict(module, batch_loader(test, 1024, shuffle=False))
+        outputs.append(torch.cat(predictions).cpu().numpy())  # type: ignore[arg-type]
+    return outputs
 
 
 def run_protocol(
@@ -60,31 +64,32 @@ def run_protocol(
     pretrained: CrossModalBackbone | None,
     model_config: ModelConfig,
     labeled: WindowBatches,
-    test: WindowBatches,
-    frozen_features: tuple[torch.Tensor, torch.Tensor] | None,
+    tests: Sequence[WindowBatches],
+    frozen_features: tuple[torch.Tensor, Sequence[torch.Tensor]] | None,
     num_classes: int,
     source: str,
     config: EvalConfig,
     trainer_config: TrainerConfig,
     seed: int,
-) -> np.ndarray:
-    """Test-split predictions of one protocol trained on ``labeled``.
+) -> list[np.ndarray]:
+    """Predictions of one protocol trained on ``labeled``, on each of ``tests`` (one training, several
+    test sets: e.g. the test split with and without some modalities).
 
-    ``frozen_features``: ``(labeled_features, test_features)`` for ``linear`` and ``mlp``;
+    ``frozen_features``: ``(labeled_features, [features of each test set])`` for ``linear`` and ``mlp``;
     ``source``: the features the trainable heads read (``aggregator`` or ``concat``).
     """
     L.seed_everything(seed, workers=False, verbose=False)
     steps = step_budget(config, len(labeled))
     if protocol in ("linear", "mlp"):
         assert frozen_features is not None
-        train_x, test_x = frozen_features
+        train_x, tests_x = frozen_features
         if protocol == "linear":
-            return linear_probe(train_x.numpy(), labeled.labels, test_x.numpy(), seed)
+            return linear_probe(train_x.numpy(), labeled.labels, [x.numpy() for x in tests_x], seed)
         head = mlp_head(train_x.shape[1], num_classes)
         module = ClassifierModule(head, backbone=None, lr=config.lr, total_steps=steps)
         train = TensorBatches({"features": train_x, "labels": torch.from_numpy(labeled.labels)})
-        test_features = TensorBatches({"features": test_x, "labels": torch.from_numpy(test.labels)})
-        return train_classifier(module, train, test_features, config, trainer_config, seed)
+        test_sets = [TensorBatches({"features": x, "labels": torch.from_numpy(t.labels)}) for x, t in zip(tests_x, tests)]
+        return train_classifier(module, train, test_sets, config, trainer_config, seed)
     if protocol == "finetune":
         assert pretrained is not None
         backbone = copy.deepcopy(pretrained).train()
@@ -93,5 +98,6 @@ def run_protocol(
     head = mlp_head(backbone.feature_dim(source), num_classes)
     scale = config.backbone_lr_scale if protocol == "finetune" else 1.0
     module = ClassifierModule(head, backbone, source=source, train_backbone=True, lr=config.lr,
-                              backbone_lr_scale=scale, total_steps=steps)
-    return train_classifier(module, labeled, test, config, trainer_config, seed)
+                              backbone_lr_scale=scale, total_steps=steps, modality_dropout=config.modality_dropout,
+                              seed=seed)
+    return train_classifier(module, labeled, tests, config, trainer_config, seed)
