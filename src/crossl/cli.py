@@ -173,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("methods", help="list the pretraining methods and their options")
 
+    bench = sub.add_parser("bench", help="run a benchmark grid (methods x protocols x fractions x seeds) and its report")
+    bench.add_argument("grid", nargs="?", help="a grid YAML file, or the name of a shipped grid (`--grids` lists them)")
+    bench.add_argument("--out", type=Path, help="grid directory (default runs/bench-<grid name>); rerun to resume")
+    bench.add_argument("--jobs", type=int, default=1, help="cells run at once, each in its own process (default 1)")
+    bench.add_argument("--threads", type=int, help="compute threads per cell (default: cores / jobs)")
+    bench.add_argument("--retry-failed", action="store_true", help="run the cells that failed before again")
+    what = bench.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true", help="print the cells (number, status, id, what it computes)")
+    what.add_argument("--cell", type=int, help="compute only cell K (one task of a cluster job array)")
+    what.add_argument("--report", action="store_true", help="collect the finished cells and write the report only")
+    what.add_argument("--grids", action="store_true", help="list the grids shipped with crossl")
+
     data = sub.add_parser("data", help="fetch or describe datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     prepare = data_sub.add_parser("prepare", help="prepare a preset (pamap2, wesad, sleepedf20, ...) from its raw files")
@@ -252,6 +264,8 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
     if args.command == "methods":
         print_methods()
         return None
+    if args.command == "bench":
+        return run_bench(args)
     if args.command in ("demo", "pretrain", "evaluate"):
         # Check every value before torch and Lightning are imported: a wrong flag fails at once.
         base = RunConfig()
@@ -312,6 +326,49 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
     else:
         print(f"{windows.meta.name}: {len(windows)} windows ready")
     return None
+
+
+def run_bench(args: argparse.Namespace) -> Path | None:
+    """``crossl bench``: every check of the grid file runs before any cell starts."""
+    from crossl.bench import grid as grids
+    from crossl.bench import runner
+
+    if args.grids:
+        for name in grids.shipped_grids():
+            print(name)
+        return None
+    if args.grid is None:
+        raise CrosslError("name a grid: a YAML file, or one of the shipped grids " + ", ".join(grids.shipped_grids()))
+    grid = grids.load_grid(args.grid)
+    out = args.out or Path("runs") / f"bench-{grid.name}"
+    if args.list:
+        print(runner.list_cells(grid, out))
+        return None
+    if args.cell is not None:
+        return runner.run_one_cell(grid, out, args.cell, args.threads)
+    from crossl.bench.report import write_bench_report
+
+    failed = [] if args.report else runner.run_grid(grid, args.grid, out, args.jobs, args.threads, args.retry_failed)
+    rows = runner.collect_results(grid, out)
+    report = write_bench_report(grid, out, rows, _bench_command(args))
+    missing = [c for c in grid.cells if not runner.finished(out, c)]
+    if failed or (missing and not args.report):
+        names = ", ".join(c.id for c in (failed or missing)[:3]) + (", ..." if len(failed or missing) > 3 else "")
+        raise CrosslError(f"{len(failed or missing)} of {len(grid.cells)} cells did not finish ({names}); their errors "
+                          f"are in {out / 'cells'}/*.failed.json and {out / 'logs'}; rerun with --retry-failed "
+                          f"(the report {report} covers the finished cells)")
+    return report
+
+
+def _bench_command(args: argparse.Namespace) -> str:
+    parts = ["crossl bench", str(args.grid)]
+    if args.out is not None:
+        parts += ["--out", str(args.out)]
+    if args.jobs != 1:
+        parts += ["--jobs", str(args.jobs)]
+    if args.threads:
+        parts += ["--threads", str(args.threads)]
+    return " ".join(parts)
 
 
 class Interrupted(BaseException):

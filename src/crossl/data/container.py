@@ -19,7 +19,7 @@ import json
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from mmap import MADV_RANDOM, MADV_SEQUENTIAL, PAGESIZE
 from pathlib import Path
 from typing import Literal
@@ -287,6 +287,19 @@ class WindowSet:
     def with_modalities(self, modalities: dict[str, np.ndarray]) -> WindowSet:
         """The same windows with replaced modality arrays (e.g. after normalisation)."""
         return WindowSet(modalities, self.presence, self.labels, self.subjects, self.meta)
+
+    def only_modalities(self, names: Sequence[str]) -> WindowSet:
+        """The same windows with only the modalities ``names`` (in this set's order; arrays shared)."""
+        unknown = [n for n in names if n not in self.modality_names]
+        if unknown or not names:
+            raise CrosslError(f"cannot keep modalities {list(names)}: {self.meta.name} has {list(self.modality_names)}; "
+                              "name at least one of them")
+        kept = tuple(m for m in self.modality_names if m in names)
+        columns = [self.modality_names.index(m) for m in kept]
+        meta = replace(self.meta, modality_names=kept,
+                       channel_names={m: self.meta.channel_names[m] for m in kept if m in self.meta.channel_names},
+                       sampling_rates={m: self.meta.sampling_rates[m] for m in kept if m in self.meta.sampling_rates})
+        return WindowSet({m: self.modalities[m] for m in kept}, self.presence[:, columns], self.labels, self.subjects, meta)
 
     def save(self, directory: str | Path) -> Path:
         """Write the set to ``directory`` atomically (built aside, then renamed into place)."""

@@ -78,3 +78,66 @@ def plot_label_efficiency(records: Sequence[dict[str, Any]], path: Path, dataset
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     _save(fig, path)
+
+
+def plot_curves(curves: dict[str, list[tuple[float, float, float, float]]], path: Path, xlabel: str, ylabel: str,
+                title: str, log_x: bool = False) -> None:
+    """One line per name: points ``(x, mean, ci_low, ci_high)``, the interval as error bars."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, points in curves.items():
+        x, mean, low, high = (list(v) for v in zip(*sorted(points)))
+        err = [[m - lo for m, lo in zip(mean, low)], [hi - m for m, hi in zip(mean, high)]]
+        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=name,
+                    linestyle="--" if name.startswith("supervised") else "-")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_heatmap(values: Any, rows: Sequence[str], columns: Sequence[str], path: Path, title: str) -> None:
+    """A (rows, columns) table of scores as colours, each cell labelled with its value (NaN: blank)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(columns), 1.0 + 0.5 * len(rows)))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), labels=list(columns), rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                light = values[i, j] > np.nanmin(values) + 0.6 * (np.nanmax(values) - np.nanmin(values))
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", color="black" if light else "white",
+                        fontsize=8)
+    fig.colorbar(image, ax=ax, label="macro-F1")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_embedding(coords: Any, labels: Any, subjects: Any, class_names: Sequence[str], path: Path, title: str) -> None:
+    """2-D embedding, two panels: coloured by class (legend) and by subject."""
+    import numpy as np
+
+    fig, (by_class, by_subject) = plt.subplots(1, 2, figsize=(11, 4.8))
+    for c, name in enumerate(class_names):
+        rows = np.asarray(labels) == c
+        if rows.any():
+            by_class.scatter(coords[rows, 0], coords[rows, 1], s=4, label=name)
+    by_class.legend(fontsize=7, markerscale=3)
+    by_class.set_title(f"{title}: by class")
+    ids = np.unique(subjects)
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(ids), 1)))
+    for colour, subject in zip(colours, ids):
+        rows = np.asarray(subjects) == subject
+        by_subject.scatter(coords[rows, 0], coords[rows, 1], s=4, color=colour, label=str(subject))
+    by_subject.legend(fontsize=6, markerscale=3, ncol=2, title="subject")
+    by_subject.set_title(f"{title}: by subject")
+    for ax in (by_class, by_subject):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _save(fig, path)

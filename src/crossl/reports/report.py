@@ -15,6 +15,7 @@ from crossl.data.container import WindowSet
 from crossl.data.splits import Split
 from crossl.evaluation.metrics import summarize
 from crossl.io import write_text_atomic
+from crossl.reports.machine import cpu_model
 
 #: The authors' release on HAPT, same split and windows, macro-F1 mean ± std over 4 seeds, as
 #: measured by this project on 2026-11-25 (see the README); protocol -> fraction -> (mean, std).
@@ -27,15 +28,7 @@ RELEASE_LABELS = {"mlp": "release frozen + MLP probe", "finetune": "release fine
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def results_table(records: Sequence[dict[str, Any]], compare_release: bool) -> str:

@@ -30,3 +30,26 @@ def load_dataset(name: str, quiet: bool = False) -> WindowSet:
         return WindowSet.load(name)
     raise CrosslError(f"unknown dataset '{name}'; use one of {sorted(DATASETS)}, a preset of {sorted(PRESETS)} "
                       "(after `crossl data prepare`), or a prepared dataset directory")
+
+
+def dataset_modalities(name: str) -> tuple[str, ...]:
+    """The modality names of what :func:`load_dataset` would load, read without loading any signal."""
+    from pathlib import Path
+
+    from crossl.data.container import DatasetMeta
+    from crossl.data.presets import PRESETS
+
+    if name in DATASETS:
+        return ("acc", "gyro")
+    if name in PRESETS:
+        return tuple(PRESETS[name].spec.modalities)
+    meta = Path(name) / "meta.json"
+    if meta.is_file():
+        import json
+
+        try:
+            return DatasetMeta.from_json(json.loads(meta.read_text(encoding="utf-8"))["meta"]).modality_names
+        except (ValueError, KeyError, TypeError, CrosslError) as exc:
+            raise CrosslError(f"cannot read {meta} ({type(exc).__name__}); re-create the dataset directory") from exc
+    raise CrosslError(f"unknown dataset '{name}'; use one of {sorted(DATASETS)}, a preset of {sorted(PRESETS)}, "
+                      "or a prepared dataset directory")

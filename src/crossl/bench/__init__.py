@@ -1,0 +1,1 @@
+"""Benchmark grids: datasets x methods x protocols x label fractions x seeds, run as independent cells."""

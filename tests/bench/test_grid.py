@@ -1,0 +1,121 @@
+"""Grid files: every bad value is refused with its line before anything runs; cells are shared, not repeated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_grid import make_data, write_grid
+
+from crossl.bench.grid import load_grid, proper_subsets, shipped_grids
+from crossl.errors import CrosslError
+
+GOOD = """\
+protocols: [linear, finetune]
+label_fractions: [0.5, 1.0]
+pretrain_seeds: [0, 1]
+label_seeds: [0, 1]
+methods:
+  - crossl
+  - {method: simclr, pretrain_seeds: [0]}
+analyses:
+  masking_ratio: {strategies: [modality, random], ratios: [0.3, 0.5], label_seeds: [0]}
+  missing_modalities: {methods: [crossl, supervised], modality_dropout: [0.0, 0.5], ceiling: [crossl]}
+  embedding: {method: crossl, max_windows: 30}
+"""
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> Path:
+    return make_data(tmp_path)
+
+
+def test_a_grid_compiles_to_one_cell_per_pretraining_shared_by_every_part(data: Path) -> None:
+    grid = load_grid(write_grid(data.parent, GOOD))
+    pretrained = [(c.method, c.pretrain_seed, c.config["crossl"]["mask_strategy"] if c.method == "crossl" else None,
+                   c.config["crossl"]["mask_ratio"] if c.method == "crossl" else None, c.kept)
+                  for c in grid.cells if c.method is not None]
+    # crossl seeds 0 and 1 and simclr seed 0 (main), 3 more sweep points (modality 0.5 is the main
+    # crossl cell), 2 ceilings (crossl trained on acc only and on ecg only)
+    assert len(pretrained) == 3 + 3 + 2 == len(set(pretrained))
+    main = next(c for c in grid.cells if c.method == "crossl" and c.pretrain_seed == 0 and c.kept is None
+                and c.config["crossl"]["mask_ratio"] == 0.5)
+    analyses = {r["analysis"] for r in main.roles}
+    assert analyses == {"main", "masking_ratio", "missing_modalities", "embedding"}
+    assert main.embedding == 30
+    supervised = [c for c in grid.cells if c.method is None]
+    assert [c.kept for c in supervised] == [None]  # the supervised ceiling was not asked for
+    assert {c.kept for c in grid.cells if c.kept} == {("acc",), ("ecg",)}
+    assert len({c.id for c in grid.cells}) == len(grid.cells)
+
+
+def test_cell_ids_are_stable_and_change_with_what_the_cell_computes(data: Path) -> None:
+    first = [c.id for c in load_grid(write_grid(data.parent, GOOD)).cells]
+    assert first == [c.id for c in load_grid(write_grid(data.parent, GOOD)).cells]
+    changed = [c.id for c in load_grid(write_grid(data.parent, GOOD.replace("[0.5, 1.0]", "[0.25, 1.0]"))).cells]
+    assert set(first) != set(changed)
+
+
+def test_proper_subsets_are_every_non_empty_proper_subset() -> None:
+    assert proper_subsets(["a", "b", "c"]) == [("a",), ("b",), ("c",), ("a", "b"), ("a", "c"), ("b", "c")]
+    assert proper_subsets(["a"]) == []
+
+
+@pytest.mark.parametrize(("old", "new", "line", "message"), [
+    ("  - crossl\n", "  - crossl\n  - {method: byol}\n", 13, "unknown method 'byol'"),
+    ("protocols: [linear, finetune]", "protocols: [linear, probe]", 7, "unknown protocol 'probe'"),
+    ("label_fractions: [0.5, 1.0]", "label_fractions: [0.5, 1.5]", 8, "must lie in (0, 1]"),
+    ("label_seeds: [0, 1]", "label_seeds: []", 10, "must not be empty"),
+    ("pretrain_seeds: [0, 1]", "pretrain_seeds: [0, -1]", 9, "zero or positive"),
+    ("  - crossl\n", "  - {method: crossl, options: {mask_rate: 0.5}}\n", 12, "mask_rate"),
+    ("{method: simclr, pretrain_seeds: [0]}", "{method: simclr, options: {temperature: -1}}", 13, "temperature"),
+    ("ceiling: [crossl]}", "ceiling: [crossl], remove: [[acc, ecg]]}", 16, "removes every modality"),
+    ("ceiling: [crossl]}", "ceiling: [crossl], remove: [[gyro]]}", 16, "remove lists modalities of the data"),
+    ("ratios: [0.3, 0.5]", "ratios: [0.3, 1.0]", 15, "masking ratios must lie in (0, 1)"),
+    ("embedding: {method: crossl", "embedding: {method: mae", 17, "unknown variant 'mae'"),
+    ("analyses:\n", "seed: 3\nanalyses:\n", 14, "unknown key in the grid"),
+])
+def test_a_bad_grid_is_refused_with_its_line(data: Path, old: str, new: str, line: int, message: str) -> None:
+    assert old in GOOD
+    path = write_grid(data.parent, GOOD.replace(old, new))
+    with pytest.raises(CrosslError) as caught:
+        load_grid(path)
+    text = str(caught.value)
+    assert f"{path} line {line}:" in text and message in text and "\n" not in text
+
+
+def test_an_unknown_dataset_is_refused_with_its_line(data: Path) -> None:
+    path = data.parent / "grid.yaml"
+    path.write_text("datasets: [hapt, no-such-data]\nmethods: [crossl]\n", encoding="utf-8")
+    with pytest.raises(CrosslError, match=r"line 1: datasets.1: unknown dataset 'no-such-data'"):
+        load_grid(path)
+
+
+def test_missing_modalities_on_one_modality_data_is_refused(data: Path, tmp_path: Path) -> None:
+    from crossl.data.container import WindowSet
+
+    single = WindowSet.load(data).only_modalities(["acc"]).subset(list(range(120)))
+    single.save(tmp_path / "single")
+    path = tmp_path / "grid.yaml"
+    path.write_text(f"datasets: [{tmp_path / 'single'}]\nmethods: [crossl]\nanalyses:\n  missing_modalities: {{}}\n",
+                    encoding="utf-8")
+    with pytest.raises(CrosslError, match="line 4: analyses.missing_modalities: the data has one modality"):
+        load_grid(path)
+
+
+def test_the_cli_refuses_a_bad_grid_in_one_line_and_writes_nothing(data: Path, tmp_path: Path) -> None:
+    path = write_grid(data.parent, GOOD.replace("[0.5, 1.0]", "[0.5, 2.0]"))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "crossl.cli", "bench", str(path), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "line 8: label_fractions" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", shipped_grids())
+def test_every_shipped_grid_compiles(name: str) -> None:
+    grid = load_grid(name)
+    assert grid.cells and grid.reference in grid.plans
