@@ -278,3 +278,25 @@ def test_methods_command_lists_every_method() -> None:
                             check=True)
     names = [line.split()[0] for line in result.stdout.splitlines() if line and not line.startswith(" ")]
     assert names == list(METHOD_NAMES)
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "mlflow", "wandb"])
+def test_a_logger_writes_its_own_files_or_without_its_package_is_refused_in_one_line(
+        logger: str, tmp_path: Path, crossl_home: Path) -> None:
+    import importlib.util
+
+    data = prepared_dataset(tmp_path / "toy")
+    result = run_cli("pretrain", "--data", str(data), "--out", "run", "--epochs", "1", "--batch-size", "16",
+                     "--fractions", "1", "--seeds", "0", "--no-progress", "--logger", logger, cwd=tmp_path,
+                     home=crossl_home, env_extra={"WANDB_MODE": "offline"})
+    if importlib.util.find_spec(logger) is None:
+        assert result.returncode == 2
+        assert result.stderr.strip() == (f"crossl: error: trainer.logger: '{logger}' needs the {logger} package: "
+                                         f"pip install 'crossl[{logger}]', or use csv")
+        assert not (tmp_path / "run").exists() and not (tmp_path / "run.incomplete").exists()
+    else:
+        assert result.returncode == 0, result.stderr
+        written = {"tensorboard": "logs/**/events.out.tfevents.*", "mlflow": "mlruns/**/metrics/*",
+                   "wandb": "wandb/**/*.wandb"}[logger]
+        assert list((tmp_path / "run").glob(written))
+        assert (tmp_path / "run" / "logs" / "metrics.csv").is_file()  # the CSV log stays

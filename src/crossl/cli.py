@@ -70,6 +70,7 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--num-nodes", "trainer", "num_nodes", int, "machines pretraining runs on (each with --devices)"),
     ("--strategy", "trainer", "strategy", str, "Lightning strategy for pretraining: auto | ddp"),
     ("--precision", "trainer", "precision", str, "Lightning precision (32-true, bf16-mixed, 16-mixed)"),
+    ("--logger", "trainer", "logger", str, "pretraining curves also to tensorboard | mlflow | wandb (csv is always written)"),
 ]
 
 

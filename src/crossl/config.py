@@ -36,12 +36,16 @@ Augmentation = Literal["jitter", "scaling", "rotation", "permutation", "time_war
 #: srun or torchrun start. Spawn/fork variants would run the fit in processes that never run the
 #: pipeline, and sharded strategies buy nothing for a model this small; neither is tested.
 Strategy = Literal["auto", "ddp"]
+#: Where pretraining curves go besides the CSV log (which the report's plots read): Lightning's own
+#: TensorBoard, MLflow or Weights & Biases logger, each needing its optional package.
+LoggerName = Literal["csv", "tensorboard", "mlflow", "wandb"]
 
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 MASK_STRATEGIES: tuple[str, ...] = get_args(MaskStrategy)
 PROTOCOL_NAMES: tuple[str, ...] = get_args(ProtocolName)
 AUGMENTATION_NAMES: tuple[str, ...] = get_args(Augmentation)
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
+LOGGER_NAMES: tuple[str, ...] = get_args(LoggerName)
 
 
 def _fail(where: str, problem: str) -> None:
@@ -315,10 +319,19 @@ class TrainerConfig:
     #: in every Lightning fit; needs a C++ compiler on CPU. Results agree with eager to float tolerance.
     compile: bool = False
     progress: bool = True
+    #: ``csv`` (always written), or also ``tensorboard``, ``mlflow`` or ``wandb`` (their extras:
+    #: ``pip install 'crossl[tensorboard]'``); runs go to ``<run>/logs`` (``mlflow``: ``<run>/mlruns``).
+    logger: LoggerName = "csv"
 
     def check(self, where: str = "trainer") -> None:
         if self.num_nodes < 1:
             _fail(f"{where}.num_nodes", f"number of nodes must be a positive integer, got {self.num_nodes!r}")
+        if self.logger != "csv":
+            import importlib.util
+
+            if importlib.util.find_spec(self.logger) is None:  # each logger's package has the logger's name
+                _fail(f"{where}.logger", f"'{self.logger}' needs the {self.logger} package: "
+                                         f"pip install 'crossl[{self.logger}]', or use csv")
 
 
 # ------------------------------------------------------------------ the run

@@ -86,6 +86,6 @@ def _what_is_computed(config: RunConfig) -> dict[str, Any]:
     a run interrupted on 4 GPUs may resume on 2 (the batch size is the global batch either way),
     with or without ``compile``."""
     plain = RunConfig.from_dict(config.to_dict()).to_dict()
-    for key in ("devices", "num_nodes", "strategy", "compile", "progress"):
+    for key in ("devices", "num_nodes", "strategy", "compile", "progress", "logger"):
         plain["trainer"].pop(key)
     return plain

@@ -201,6 +201,21 @@ class CompiledElementwise(L.Callback):
             backbone.encoders.set_fused(True)
 
 
+def extra_loggers(config: TrainerConfig, root: Path, log_version: str) -> list[Any]:
+    """The logger ``config.logger`` names besides the CSV one (its package is checked with the config)."""
+    if config.logger == "csv":
+        return []
+    from lightning.pytorch import loggers
+
+    name = root.name.removesuffix(".incomplete")
+    if config.logger == "tensorboard":
+        return [loggers.TensorBoardLogger(root, name="logs", version=log_version or "tensorboard")]
+    if config.logger == "mlflow":
+        return [loggers.MLFlowLogger(experiment_name="crossl", run_name=name,
+                                     tracking_uri=(root / "mlruns").resolve().as_uri())]
+    return [loggers.WandbLogger(project="crossl", name=name, save_dir=str(root))]
+
+
 def build_trainer(config: TrainerConfig, root: Path | None, *, max_epochs: int = -1, max_steps: int = -1,
                   callbacks: list[L.Callback] | None = None, progress: bool | None = None,
                   validate: bool = True, log_version: str = "") -> L.Trainer:
@@ -215,7 +230,7 @@ def build_trainer(config: TrainerConfig, root: Path | None, *, max_epochs: int =
     if root is not None:
         from lightning.pytorch.loggers import CSVLogger
 
-        logger = CSVLogger(root, name="logs", version=log_version)
+        logger = [CSVLogger(root, name="logs", version=log_version), *extra_loggers(config, root, log_version)]
     return L.Trainer(
         accelerator=config.accelerator,
         devices=devices,

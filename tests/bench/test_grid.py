@@ -119,3 +119,22 @@ def test_the_cli_refuses_a_bad_grid_in_one_line_and_writes_nothing(data: Path, t
 def test_every_shipped_grid_compiles(name: str) -> None:
     grid = load_grid(name)
     assert grid.cells and grid.reference in grid.plans
+
+
+def test_a_method_entry_overrides_the_grid_config_for_its_own_cells(data: Path) -> None:
+    body = GOOD.replace("  - {method: simclr, pretrain_seeds: [0]}\n",
+                        "  - {method: crossl, name: crossl-b32, pretrain_seeds: [0], config: {pretrain: {batch_size: 32},"
+                        " evaluation: {backbone_lr_scale: 0.1}}}\n")
+    grid = load_grid(write_grid(data.parent, body))
+    b32 = [c for c in grid.cells if any(r.get("variant") == "crossl-b32" for r in c.roles)]
+    assert [c.config["pretrain"]["batch_size"] for c in b32] == [32]
+    assert b32[0].config["evaluation"]["backbone_lr_scale"] == 0.1
+    assert b32[0].config["model"]["dim"] == 16  # the grid's shared settings still apply
+    others = [c for c in grid.cells if c.method == "crossl" and c not in b32]
+    assert {c.config["pretrain"]["batch_size"] for c in others} == {16}
+
+
+def test_a_seed_inside_a_config_section_is_refused(data: Path) -> None:
+    body = GOOD.replace("  - crossl\n", "  - {method: crossl, config: {pretrain: {seed: 4}}}\n")
+    with pytest.raises(CrosslError, match=r"line 12: methods.0.config.pretrain.seed: seeds, protocols and fractions"):
+        load_grid(write_grid(data.parent, body))

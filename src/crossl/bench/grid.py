@@ -34,7 +34,7 @@ SHIPPED = "crossl.bench.grids"
 
 TOP_KEYS = {"name", "datasets", "score_on", "split_seed", "config", "protocols", "label_fractions", "pretrain_seeds",
             "label_seeds", "methods", "supervised", "reference", "analyses"}
-METHOD_KEYS = {"method", "name", "options", "pretrain_seeds", "label_seeds", "protocols", "label_fractions"}
+METHOD_KEYS = {"method", "name", "options", "config", "pretrain_seeds", "label_seeds", "protocols", "label_fractions"}
 ANALYSIS_KEYS = {
     "masking_ratio": {"method", "strategies", "ratios", "protocol", "label_fraction", "pretrain_seeds", "label_seeds"},
     "missing_modalities": {"methods", "protocol", "label_fraction", "modality_dropout", "remove", "ceiling",
@@ -150,9 +150,11 @@ class Cell:
         return None if self.method is None else int(self.config["pretrain"]["seed"])
 
     def identity(self) -> dict[str, Any]:
-        """What the cell computes; two cells with one identity are one cell."""
-        return {"dataset": self.dataset, "method": self.method, "config": self.config, "kept": self.kept,
-                "split_seed": self.split_seed, "score_on": self.score_on}
+        """What the cell computes; two cells with one identity are one cell. Where its logs go does
+        not count: changing the logger keeps the grid's finished cells."""
+        trainer = {k: v for k, v in self.config.get("trainer", {}).items() if k != "logger"}
+        return {"dataset": self.dataset, "method": self.method, "config": {**self.config, "trainer": trainer},
+                "kept": self.kept, "split_seed": self.split_seed, "score_on": self.score_on}
 
     def spec(self) -> dict[str, Any]:
         return {**self.identity(), "evaluations": [e.to_json() for e in self.evaluations], "embedding": self.embedding}
@@ -176,7 +178,8 @@ class Cell:
         evals = sum(len(e.protocols) * len(e.label_fractions) * len(e.label_seeds) for e in self.evaluations)
         kept = "" if self.kept is None else f", only {'+'.join(self.kept)}"
         opts = "" if not options else " (" + ", ".join(f"{k} {v}" for k, v in options.items()) + ")"
-        return f"{self.dataset}: {what}{opts}{kept}; {evals} evaluations"
+        names = sorted({r["variant"] for r in self.roles if "variant" in r} - {self.method or "supervised"})
+        return f"{self.dataset}: {what}{opts}{kept}{' [' + ', '.join(names) + ']' if names else ''}; {evals} evaluations"
 
 
 @dataclass
@@ -258,21 +261,30 @@ def _dataset(g: GridFile, path: tuple[Any, ...], name: Any) -> tuple[str, tuple[
         raise g.fail(path, str(exc)) from exc
 
 
-def _base_config(g: GridFile, raw: Any) -> dict[str, Any]:
+def _config_section(g: GridFile, path: tuple[Any, ...], raw: Any) -> dict[str, Any]:
+    """A ``config`` section (the grid's shared one, or a method entry's overrides), checked."""
     if raw is None:
         return {}
-    section = _keys(g, ("config",), raw, {"model", "pretrain", "evaluation", "trainer"},
-                    "config (shared settings of every cell)")
+    section = _keys(g, path, raw, {"model", "pretrain", "evaluation", "trainer"},
+                    "config (settings as in a run's config.yaml)")
+    for part in ("model", "pretrain", "evaluation", "trainer"):
+        if part in section and not isinstance(section[part], dict):
+            raise g.fail((*path, part), f"must be a mapping of {part} settings, got {section[part]!r}")
     for part in ("pretrain", "evaluation"):
         for key in ("seed", "seeds", "protocols", "label_fractions"):
             if isinstance(section.get(part), dict) and key in section[part]:
-                raise g.fail(("config", part, key), "seeds, protocols and fractions are axes of the grid: set "
-                                                    "pretrain_seeds, label_seeds, protocols, label_fractions at its top")
+                raise g.fail((*path, part, key), "seeds, protocols and fractions are axes of the grid: set "
+                                                 "pretrain_seeds, label_seeds, protocols, label_fractions instead")
     try:
         RunConfig.from_dict(dict(section))
     except CrosslError as exc:
-        raise g.fail(("config",), str(exc)) from exc
+        raise g.fail(path, str(exc)) from exc
     return dict(section)
+
+
+def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with each section updated by the same section of ``overrides``."""
+    return {k: {**base.get(k, {}), **overrides.get(k, {})} for k in dict.fromkeys([*base, *overrides])}
 
 
 def _cell_config(g: GridFile, path: tuple[Any, ...], base: Mapping[str, Any], dataset: str, method: str,
@@ -296,6 +308,8 @@ class _Variant:
     protocols: tuple[str, ...]
     label_fractions: tuple[float, ...]
     path: tuple[Any, ...]
+    #: the entry's own config sections, over the grid's
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 def _variants(g: GridFile, top: Mapping[str, Any]) -> list[_Variant]:
@@ -325,7 +339,7 @@ def _variants(g: GridFile, top: Mapping[str, Any]) -> list[_Variant]:
             _seeds(g, (*path, "label_seeds"), entry.get("label_seeds", top["label_seeds"])),
             _protocols(g, (*path, "protocols"), entry.get("protocols", top["protocols"]), PRETRAINED_PROTOCOLS),
             _fractions(g, (*path, "label_fractions"), entry.get("label_fractions", top["label_fractions"])),
-            path))
+            path, _config_section(g, (*path, "config"), entry.get("config"))))
     return variants
 
 
@@ -372,7 +386,7 @@ def load_grid(grid: str | Path) -> Grid:
     _seeds(g, ("label_seeds",), top["label_seeds"])
     _fractions(g, ("label_fractions",), top["label_fractions"])
     _protocols(g, ("protocols",), top["protocols"], PRETRAINED_PROTOCOLS)
-    base = _base_config(g, top.get("config"))
+    base = _config_section(g, ("config",), top.get("config"))
     variants = _variants(g, top)
     by_name = {v.name: v for v in variants}
     reference = top.get("reference", next((v.name for v in variants if v.method == "crossl"), variants[0].name))
@@ -382,14 +396,16 @@ def load_grid(grid: str | Path) -> Grid:
     analyses = dict(_keys(g, ("analyses",), top.get("analyses") or {}, set(ANALYSIS_KEYS), "analyses"))
     for key, value in analyses.items():
         analyses[key] = _keys(g, ("analyses", key), value or {}, ANALYSIS_KEYS[key], f"analyses.{key}")
-    base_eval = dict(base.get("evaluation", {}))
-    main_dropout = float(base_eval.get("modality_dropout", 0.0))
+    main_dropout = float(base.get("evaluation", {}).get("modality_dropout", 0.0))
+
+    def dropout_of(v: _Variant) -> float:
+        return float(_merged(base, v.config).get("evaluation", {}).get("modality_dropout", 0.0))
 
     cells = _Cells()
     for dataset, modalities in datasets:
         def pretrained_cell(v: _Variant, seed: int, options: Mapping[str, Any], path: tuple[Any, ...],
                             kept: tuple[str, ...] | None = None, *, ds: str = dataset) -> Cell:
-            config = _cell_config(g, path, base, ds, v.method, options, seed)
+            config = _cell_config(g, path, _merged(base, v.config), ds, v.method, options, seed)
             return cells.get(Cell(ds, v.method, config, kept, split_seed, score_on))
 
         def supervised_cell(kept: tuple[str, ...] | None = None, *, ds: str = dataset) -> Cell:
@@ -399,7 +415,7 @@ def load_grid(grid: str | Path) -> Grid:
         for v in variants:
             for seed in v.pretrain_seeds:
                 cell = pretrained_cell(v, seed, v.options, v.path)
-                cell.evaluations.append(EvalRequest(v.protocols, v.label_fractions, v.label_seeds, main_dropout))
+                cell.evaluations.append(EvalRequest(v.protocols, v.label_fractions, v.label_seeds, dropout_of(v)))
                 cell.roles.append({"analysis": "main", "variant": v.name})
         if supervised is not None:
             cell = supervised_cell()
@@ -412,7 +428,7 @@ def load_grid(grid: str | Path) -> Grid:
                                 supervised_cell)
         if "embedding" in analyses:
             _embedding(g, analyses["embedding"], by_name, pretrained_cell)
-    plans = {v.name: (EvalRequest(v.protocols, v.label_fractions, v.label_seeds, main_dropout), v.pretrain_seeds)
+    plans = {v.name: (EvalRequest(v.protocols, v.label_fractions, v.label_seeds, dropout_of(v)), v.pretrain_seeds)
              for v in variants}
     if supervised is not None:
         plans["supervised"] = (EvalRequest(("supervised",), supervised[1], supervised[0], main_dropout), ())
