@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the release's layout: sleep/*.npz, wesad/x_*.npy or pamap2/X_*.npy")
     imp.add_argument("--out", type=Path, help="where to write the prepared dataset (default $CROSSL_HOME/datasets/NAME)")
     imp.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
+    down = data_sub.add_parser("download", help="download a preset's raw files (pamap2, sleepedf20, sleepedf78; "
+                                                "wesad: where to get it), resumable and checked")
+    down.add_argument("name", help="pamap2 | sleepedf20 | sleepedf78 | wesad")
+    down.add_argument("--to", type=Path, help="folder for the raw files (default $CROSSL_HOME/raw/<dataset>)")
     fetch = data_sub.add_parser("fetch", help="download and prepare a built-in dataset")
     fetch.add_argument("name", nargs="?", default="hapt")
     info = data_sub.add_parser("info", help="describe a built-in dataset or a prepared directory")
@@ -305,6 +309,13 @@ def run(argv: Sequence[str] | None = None) -> Path | None:
             windows = import_folder(args.folder, load_import_spec(args.spec), strict=args.strict)
         target = windows.save(args.out or crossl_home() / "datasets" / windows.meta.name)
         print(f"{windows.meta.name}: {len(windows)} windows in {target}; use it with --data {target}")
+        return None
+    if args.data_command == "download":
+        from crossl.data.download import download
+
+        raw = download(args.name, args.to)
+        if raw is not None:
+            print(f"{args.name}: raw files in {raw}; next: crossl data prepare {args.name} --raw {raw}")
         return None
     if args.data_command == "prepare":
         from crossl.data.presets import prepare
