@@ -367,7 +367,7 @@ def phases_child(preset: str, raw: str) -> None:
     wrap(pamap2, "read_recording", "read: other")
     wrap(pamap2, "_read_table", "read: parse text")
     wrap(sleepedf, "read_recording", "read: other")
-    wrap(sleepedf, "_read_edf", "read: open EDF")
+    wrap(sleepedf, "open_edf", "read: open EDF")
     wrap(edfio.EdfSignal, "get_data_slice", "read: decode EDF samples")
     wrap(presets, "window_recording", "window_recording")
     wrap(presets, "windows_to_set", "windows_to_set (concatenate)")

@@ -52,6 +52,11 @@ How a file becomes a :class:`~crossl.data.recording.Recording` (nothing is resam
   with larger ones (``window.max_gap_share``).
 
 Parquet files (``.parquet``) are read only where ``pyarrow`` is importable; crossl does not depend on it.
+
+``format: edf`` and ``format: wfdb`` read EDF/EDF+ and WFDB recordings instead of CSV
+(:mod:`crossl.data.signal_files`): ``columns`` name the file's signals, rates must match the file,
+the subject comes from the file name, and EDF labels may come from the EDF+ annotations
+(``labels: {column: annotations, ...}``).
 """
 
 from __future__ import annotations
@@ -86,7 +91,9 @@ MAX_GAP_S = 3600.0
 #: Slack for float products of seconds and rates (11.996 s x 250 Hz may land a hair under 2999).
 _EPS = 1e-6
 
-_TOP_KEYS = ("name", "files", "delimiter", "subject", "time", "modalities", "labels", "window", "split")
+_TOP_KEYS = ("name", "format", "files", "delimiter", "subject", "time", "modalities", "labels", "window", "split")
+#: file format -> the glob its files get by default
+FORMATS = {"csv": "*.csv", "edf": "*.edf", "wfdb": "*.hea"}
 _REQUIRED_TOP = ("name", "subject", "modalities", "window")
 
 
@@ -108,7 +115,8 @@ class ModalitySource:
 
 @dataclass(frozen=True)
 class LabelSource:
-    """The label column, its rate in Hz, and ``classes``: label value as written -> class index."""
+    """The label column (for EDF: ``annotations``, the file's EDF+ annotation texts), its rate in Hz,
+    and ``classes``: label value as written -> class index."""
 
     column: str
     rate: float
@@ -142,10 +150,25 @@ class ImportSpec:
     split: Mapping[str, tuple[int, ...]] | None = None
     delimiter: str = ","
     source: str = "import spec"
+    #: ``csv`` (and ``.parquet`` files), ``edf`` (EDF/EDF+: columns are signal labels) or ``wfdb``
+    #: (PhysioNet WFDB records, ``*.hea`` + signal files: columns are signal descriptions)
+    format: str = "csv"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "modalities", dict(self.modalities))
+        where = self.source
+        if self.format not in FORMATS:
+            raise CrosslError(f"{where}: 'format' is {self.format!r}; use one of {', '.join(FORMATS)}")
+        if self.format != "csv":
+            if self.time_column is not None or self.subject.column is not None:
+                raise CrosslError(f"{where}: {self.format} files carry their own time base and have no columns of ids: "
+                                  "drop 'time' and take the subject from the file name (subject: {from: filename})")
+            if self.labels is not None and (self.format == "wfdb" or self.labels.column != "annotations"):
+                raise CrosslError(f"{where}: {self.format} labels: " + (
+                    "WFDB annotation files are not read; import the records unlabeled (drop 'labels')"
+                    if self.format == "wfdb" else "EDF labels come from the file's EDF+ annotations: "
+                    "labels: {column: annotations, rate: HZ, classes: {annotation text: index}}"))
         if self.split is not None:
             set_(self, "split", {k: tuple(v) for k, v in self.split.items()})
         where = self.source
@@ -169,7 +192,7 @@ class ImportSpec:
                     raise CrosslError(f"{where}: column '{column}' is in modalities.{m}.columns and in {owner[column]}; "
                                       "give each column one role")
                 owner[column] = f"modalities.{m}.columns"
-        if self.time_column is None:
+        if self.time_column is None and self.format == "csv":
             rates = {f"modalities.{m}.rate": s.rate for m, s in self.modalities.items()}
             if self.labels is not None:
                 rates["labels.rate"] = self.labels.rate
@@ -353,7 +376,10 @@ def import_spec_from_dict(obj: object, source: str = "import spec") -> ImportSpe
     where = source
     top = _mapping(obj, "", where, _TOP_KEYS, _REQUIRED_TOP)
     name = _text(top["name"], "name", where)
-    files = _text(top.get("files", "*.csv"), "files", where)
+    file_format = top.get("format", "csv")
+    if file_format not in FORMATS:
+        raise CrosslError(f"{where}: 'format' is {file_format!r}; use one of {', '.join(FORMATS)}")
+    files = _text(top.get("files", FORMATS[file_format]), "files", where)
     delimiter = top.get("delimiter", ",")
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise CrosslError(f"{where}: 'delimiter' is {delimiter!r}; give one character, such as ',' or ';'")
@@ -373,6 +399,7 @@ def import_spec_from_dict(obj: object, source: str = "import spec") -> ImportSpe
         split=split,
         delimiter=delimiter,
         source=source,
+        format=file_format,
     )
 
 
@@ -533,16 +560,7 @@ def _typed_table(path: Path, spec: ImportSpec, cells: dict[str, list[str]], line
 
 def _subject(path: Path, spec: ImportSpec, table: _Table) -> int:
     if spec.subject.pattern is not None:
-        match = re.search(spec.subject.pattern, path.name)
-        if match is None:
-            raise CrosslError(f"cannot tell the subject of {path}: subject.pattern {spec.subject.pattern!r} does not "
-                              "match its name; rename the file or change the pattern")
-        found = match.group(1) if match.groups() else match.group(0)
-        try:
-            return int(found)
-        except ValueError:
-            raise CrosslError(f"{path}: subject.pattern {spec.subject.pattern!r} finds {found!r} in its name, not a "
-                              "whole number; put the digits of the id in the pattern's first group") from None
+        return subject_from_name(path, spec)
     assert spec.subject.column is not None
     values = table.numeric[spec.subject.column]
     given = values[~np.isnan(values)]
@@ -552,6 +570,21 @@ def _subject(path: Path, spec: ImportSpec, table: _Table) -> int:
         raise CrosslError(f"{path}: subject column '{spec.subject.column}' holds {np.unique(given)[:4].tolist()}; "
                           "one file is one recording of one subject: give one whole-number id")
     return int(given[0])
+
+
+def subject_from_name(path: Path, spec: ImportSpec) -> int:
+    """The subject id that ``spec.subject.pattern`` finds in the file's name."""
+    assert spec.subject.pattern is not None
+    match = re.search(spec.subject.pattern, path.name)
+    if match is None:
+        raise CrosslError(f"cannot tell the subject of {path}: subject.pattern {spec.subject.pattern!r} does not "
+                          "match its name; rename the file or change the pattern")
+    found = match.group(1) if match.groups() else match.group(0)
+    try:
+        return int(found)
+    except ValueError:
+        raise CrosslError(f"{path}: subject.pattern {spec.subject.pattern!r} finds {found!r} in its name, not a "
+                          "whole number; put the digits of the id in the pattern's first group") from None
 
 
 def _sample_index(path: Path, what: str, key: str, times: np.ndarray, start: float, rate: float,
@@ -643,6 +676,19 @@ def read_csv_recording(path: str | Path, spec: ImportSpec) -> Recording:
                      subject, path.stem, {m: s.columns for m, s in spec.modalities.items()})
 
 
+def read_recording(path: str | Path, spec: ImportSpec) -> Recording:
+    """One file of ``spec.format`` as a :class:`Recording`."""
+    if spec.format == "csv":
+        return read_csv_recording(path, spec)
+    from crossl.data import signal_files
+
+    path = Path(path)
+    subject = subject_from_name(path, spec)
+    if spec.format == "edf":
+        return signal_files.read_edf_recording(path, spec, subject)
+    return signal_files.read_wfdb_recording(path, spec, subject)
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -674,7 +720,7 @@ def import_folder(folder: str | Path, spec: ImportSpec, strict: bool = False,
         name = str(path.relative_to(folder))
         try:
             # The relative path, not the stem: a "**/*.csv" glob can find one stem in two folders.
-            recording = replace(read_csv_recording(path, spec), session=str(Path(name).with_suffix("")))
+            recording = replace(read_recording(path, spec), session=str(Path(name).with_suffix("")))
             windows = window_recording(recording, dataset.rule, dataset.label_map)
         except CrosslError as exc:
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"

@@ -30,6 +30,7 @@ from types import MappingProxyType
 import edfio
 import numpy as np
 
+from crossl.data.edf import open_edf
 from crossl.data.recording import Recording
 from crossl.errors import CrosslError
 
@@ -141,7 +142,7 @@ def read_recording(psg: str | Path, hypnogram: str | Path, trim_wake_minutes: fl
     if trim_wake_minutes is not None and not trim_wake_minutes >= 0:
         raise CrosslError(f"trim_wake_minutes must be >= 0 or None, got {trim_wake_minutes}")
 
-    psg_edf = _read_edf(psg)
+    psg_edf = open_edf(psg)
     if not psg_edf.is_continuous:
         raise CrosslError(f"{psg} is a discontinuous EDF+D file; Sleep-EDF PSGs are continuous: re-download it")
     by_label: dict[str, list[edfio.EdfSignal]] = {}
@@ -161,7 +162,7 @@ def read_recording(psg: str | Path, hypnogram: str | Path, trim_wake_minutes: fl
     # Exact time arithmetic: via str(), a record duration such as 0.1 s becomes 1/10, not its binary float.
     duration = psg_edf.num_data_records * Fraction(str(psg_edf.data_record_duration))
     label_rate = Fraction(LABEL_RATE_HZ)
-    hyp_edf = _read_edf(hypnogram)
+    hyp_edf = open_edf(hypnogram)
     labels = _stage_labels(hyp_edf, hypnogram, _start_offset(psg_edf, hyp_edf), int(duration * label_rate))
 
     start, stop = Fraction(0), duration
@@ -242,50 +243,3 @@ def _start_offset(psg_edf: edfio.Edf, hyp_edf: edfio.Edf) -> float:
             return (hyp_edf.startdatetime - psg_edf.startdatetime).total_seconds()
     except ValueError:
         return 0.0
-
-
-def _read_edf(path: Path) -> edfio.Edf:
-    """Open an EDF(+) file lazily (a whole night is ~150 MB; only four signals are read)."""
-    _check_complete(path)
-    try:
-        with warnings.catch_warnings():
-            # _check_complete already rejected what edfio would only warn about (truncation).
-            warnings.simplefilter("ignore")
-            return edfio.read_edf(path, lazy_load_data=True)
-    except (ValueError, OSError, UnicodeDecodeError, IndexError, KeyError) as exc:
-        raise CrosslError(f"{path} is not a readable EDF file ({type(exc).__name__}: {exc}); re-download it") from exc
-
-
-def _check_complete(path: Path) -> None:
-    """Raise unless the file is exactly as long as its header says.
-
-    edfio reads a truncated file silently (a warning, then fewer data records), which would
-    shorten a night without notice; the sizes are checked here from the fixed EDF header fields.
-    """
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(256)
-            num_signals = int(head[252:256].decode("ascii"))
-            header_bytes = int(head[184:192].decode("ascii"))
-            num_records = int(head[236:244].decode("ascii"))
-            signal_headers = fh.read(216 * num_signals + 8 * num_signals)
-            per_record = signal_headers[216 * num_signals :]
-            samples = [int(per_record[8 * i : 8 * i + 8].decode("ascii")) for i in range(num_signals)]
-        size = path.stat().st_size
-    except FileNotFoundError as exc:
-        raise CrosslError(f"{path} does not exist") from exc
-    except OSError as exc:
-        raise CrosslError(f"{path} cannot be read ({exc})") from exc
-    except ValueError as exc:
-        raise CrosslError(f"{path} is not an EDF file or its header is truncated/corrupt; re-download it") from exc
-    if num_signals < 1 or header_bytes != 256 * (num_signals + 1) or len(samples) != num_signals:
-        raise CrosslError(f"{path} has a corrupt EDF header ({num_signals} signals, {header_bytes} header bytes); re-download it")
-    if num_records == -1:
-        return  # "unknown" is allowed by the EDF spec (recording not closed); edfio counts the records
-    expected = header_bytes + 2 * num_records * sum(samples)
-    if size < expected:
-        raise CrosslError(f"{path} is truncated: {size} bytes, its header declares {num_records} data records "
-                          f"({expected} bytes); re-download it")
-    if size > expected:
-        raise CrosslError(f"{path} is corrupt: {size - expected} bytes after the {num_records} data records its header "
-                          "declares; re-download it")
