@@ -138,3 +138,12 @@ def test_a_seed_inside_a_config_section_is_refused(data: Path) -> None:
     body = GOOD.replace("  - crossl\n", "  - {method: crossl, config: {pretrain: {seed: 4}}}\n")
     with pytest.raises(CrosslError, match=r"line 12: methods.0.config.pretrain.seed: seeds, protocols and fractions"):
         load_grid(write_grid(data.parent, body))
+
+
+def test_the_masking_sweep_may_have_settings_of_its_own(data: Path) -> None:
+    body = GOOD.replace("label_seeds: [0]}", "label_seeds: [0], config: {pretrain: {epochs: 3}}}")
+    grid = load_grid(write_grid(data.parent, body))
+    sweep = [c for c in grid.cells if any(r["analysis"] == "masking_ratio" for r in c.roles)]
+    assert len(sweep) == 4 and {c.config["pretrain"]["epochs"] for c in sweep} == {3}
+    main = [c for c in grid.cells if any(r["analysis"] == "main" for r in c.roles) and c.method == "crossl"]
+    assert {c.config["pretrain"]["epochs"] for c in main} == {1}

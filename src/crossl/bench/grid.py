@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ TOP_KEYS = {"name", "datasets", "score_on", "split_seed", "config", "protocols",
             "label_seeds", "methods", "supervised", "reference", "analyses"}
 METHOD_KEYS = {"method", "name", "options", "config", "pretrain_seeds", "label_seeds", "protocols", "label_fractions"}
 ANALYSIS_KEYS = {
-    "masking_ratio": {"method", "strategies", "ratios", "protocol", "label_fraction", "pretrain_seeds", "label_seeds"},
+    "masking_ratio": {"method", "strategies", "ratios", "protocol", "label_fraction", "pretrain_seeds", "label_seeds",
+                      "config"},
     "missing_modalities": {"methods", "protocol", "label_fraction", "modality_dropout", "remove", "ceiling",
                            "pretrain_seeds", "label_seeds"},
     "embedding": {"method", "pretrain_seed", "max_windows"},
@@ -462,6 +463,8 @@ def _masking_ratio(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[str, _
                    pretrained_cell: Any) -> None:
     path = ("analyses", "masking_ratio")
     v = _variant(g, (*path, "method"), spec.get("method", "crossl"), by_name)
+    # The sweep's own settings (e.g. fewer epochs to keep it cheap) over the variant's.
+    v = replace(v, config=_merged(v.config, _config_section(g, (*path, "config"), spec.get("config"))))
     if v.method != "crossl":
         raise g.fail((*path, "method"), f"the masking-ratio sweep varies CroSSL's latent masking; '{v.name}' is {v.method}")
     strategies = _list(g, (*path, "strategies"), spec.get("strategies", ["modality", "random", "feature"]), str,
