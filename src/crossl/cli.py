@@ -405,7 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crossl: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except (Interrupted, KeyboardInterrupt):
-        print("crossl: interrupted; finished parts are kept: rerun with --resume to continue", file=sys.stderr)
+        words = list(sys.argv[1:] if argv is None else argv)
+        again = "rerun the same command" if words[:1] == ["bench"] else "rerun with --resume"
+        print(f"crossl: interrupted; finished parts are kept: {again} to continue", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
