@@ -442,14 +442,14 @@ def trained_methods() -> list[str]:
 
 
 def build_method(name: str, shape: Mapping[str, tuple[int, int]], batch_size: int,
-                 device: torch.device) -> tuple[PretrainMethod, torch.optim.Optimizer]:
+                 device: torch.device, dropout: float = DROPOUT) -> tuple[PretrainMethod, torch.optim.Optimizer]:
     """``METHODS[name](backbone, PretrainConfig, options_for(name))`` in train mode, and its own optimiser."""
     from crossl.config import PretrainConfig, options_for
     from crossl.methods import METHODS
 
     torch.manual_seed(0)  # the same backbone initialisation for every method
     config = ModelConfig(modality_channels={m: c for m, (_, c) in shape.items()}, dim=DIM,
-                         kernel_sizes=KERNEL_SIZES, dropout=DROPOUT, aggregator="mlp", out_dim=OUT_DIM)
+                         kernel_sizes=KERNEL_SIZES, dropout=dropout, aggregator="mlp", out_dim=OUT_DIM)
     pretrain = PretrainConfig(batch_size=batch_size, lr=LEARNING_RATE)
     module = METHODS[name](CrossModalBackbone(config), pretrain, options_for(name)).to(device)
     module.train()
