@@ -199,6 +199,8 @@ class Grid:
     plans: dict[str, tuple[EvalRequest, tuple[int, ...]]] = field(default_factory=dict)
     #: dataset -> its modality names
     modalities: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the grid as the user named it (a path, or a shipped grid's name)
+    arg: str = ""
 
 
 # ---------------------------------------------------------------- checking
@@ -434,7 +436,7 @@ def load_grid(grid: str | Path) -> Grid:
     if supervised is not None:
         plans["supervised"] = (EvalRequest(("supervised",), supervised[1], supervised[0], main_dropout), ())
     return Grid(name, g, tuple(d for d, _ in datasets), list(cells.cells.values()), reference,
-                {v.name: v.method for v in variants}, score_on, analyses, plans, dict(datasets))
+                {v.name: v.method for v in variants}, score_on, analyses, plans, dict(datasets), str(grid))
 
 
 def _supervised(g: GridFile, top: Mapping[str, Any]) -> tuple[tuple[int, ...], tuple[float, ...]] | None:

@@ -287,7 +287,7 @@ def write_bench_report(grid: Grid, out: Path, rows: Sequence[Row], command: str)
         f"- command: `{command}`",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine_line()}",
         f"- cells: {done_cells} of {len(grid.cells)} finished ({finished} with records); "
-        f"`crossl bench {grid.source.path} --list` shows them",
+        f"`crossl bench {grid.arg} --list` shows them",
         f"- **every number is macro-F1 on the {part} subjects**"
         + (" (the grid chooses between variants: test subjects are not used)" if part == "validation" else ""),
         "- a table cell: mean ± std [95% bootstrap CI of the mean, resampling pretraining seeds and then label "
