@@ -399,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrosslError as exc:
         print(f"crossl: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of our output went away (`crossl bench G --list | head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as exc:
         from crossl.io import describe_os_error
 
