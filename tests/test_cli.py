@@ -35,8 +35,21 @@ def test_quick_demo_writes_every_output(quick_demo: Path) -> None:
 
 
 def test_quick_demo_plots_are_png(quick_demo: Path) -> None:
-    for name in ("pretrain_loss.png", "label_efficiency.png"):
+    for name in ("pretrain_loss.png", "pretrain_diagnostics.png", "label_efficiency.png"):
         assert (quick_demo / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_quick_demo_logs_every_term_and_the_representations_spread_per_epoch_and_step(quick_demo: Path) -> None:
+    import csv
+
+    with open(quick_demo / "logs" / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for key in ("invariance", "variance", "covariance", "z_std", "q_std", "z_rank"):
+        for prefix in ("train", "val"):
+            assert any(row.get(f"{prefix}/{key}") for row in rows), f"{prefix}/{key}"
+        steps = [float(row[f"step/{key}"]) for row in rows if row.get(f"step/{key}")]
+        assert len(steps) >= 2, key  # one per optimiser step
+    assert "## Inside pretraining" in (quick_demo / "report.md").read_text()
 
 
 def test_quick_demo_results_have_every_protocol_fraction_and_metric(quick_demo: Path) -> None:

@@ -21,7 +21,7 @@ from crossl.errors import CrosslError
 from crossl.evaluation.label_efficiency import LabelSubsets, evaluate_label_efficiency, head_source, label_subsets
 from crossl.io import write_json_atomic
 from crossl.methods import check_method_data, method_class, resolve_head_input
-from crossl.reports.plots import plot_label_efficiency, plot_pretrain_loss
+from crossl.reports.plots import plot_label_efficiency, plot_pretrain_diagnostics, plot_pretrain_loss
 from crossl.reports.report import write_report
 from crossl.run import RunDirectory
 
@@ -83,6 +83,7 @@ def pretrain_stage(windows: WindowSet, split: Split, config: RunConfig, run: Run
     model.save(model_dir)
     if method_class(config.method).trains:
         plot_pretrain_loss(run.work / "logs", run.path("plots", "pretrain_loss.png"))
+        plot_pretrain_diagnostics(run.work / "logs", run.path("plots", "pretrain_diagnostics.png"))
     log(f"pretraining took {time.perf_counter() - started:.0f} s")
     return model
 

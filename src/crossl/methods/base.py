@@ -21,6 +21,7 @@ import torch
 from crossl.config import PretrainConfig
 from crossl.losses import VICRegLoss
 from crossl.models.backbone import CrossModalBackbone
+from crossl.representation import representation_stats
 from crossl.seeding import stream_generator, stream_seed
 from crossl.training import Batch, batch_size_of, shard_slice
 
@@ -90,6 +91,9 @@ class PretrainMethod(L.LightningModule):
         for key, value in out.items():
             if key != "loss":
                 self.log(f"train/{key}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        # Every term and statistic per step as well (rank 0's view), for curves within an epoch.
+        for key, value in out.items():
+            self.log(f"step/{key}", value.detach(), on_step=True, on_epoch=False, batch_size=n, rank_zero_only=True)
         return out["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -104,14 +108,11 @@ class PretrainMethod(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
 
-def embedding_spread(z: torch.Tensor) -> torch.Tensor:
-    """Mean over dimensions of the batch std of ``z`` (batch, dim): near 0 means collapse."""
-    return z.detach().float().std(dim=0).mean()
-
-
-def vicreg_outputs(loss: VICRegLoss, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
+def vicreg_outputs(loss: VICRegLoss, z_a: torch.Tensor, z_b: torch.Tensor,
+                   q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The objective's outputs of a VICReg loss between two views ``(batch, dim)``: the weighted
-    loss, its three terms and the first view's spread."""
+    loss, its three terms, and the first view's spread and effective rank (with the encoder
+    outputs ``q``, their spread too)."""
     terms = loss.terms(z_a, z_b)
     return {"loss": loss.weighted(terms), "invariance": terms.invariance, "variance": terms.variance,
-            "covariance": terms.covariance, "z_std": embedding_spread(z_a)}
+            "covariance": terms.covariance, **representation_stats(z_a, q)}

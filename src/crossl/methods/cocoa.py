@@ -10,8 +10,9 @@ import torch
 from crossl.config import CocoaOptions, PretrainConfig
 from crossl.errors import CrosslError
 from crossl.losses import CocoaLoss
-from crossl.methods.base import PretrainMethod, Stage, embedding_spread
+from crossl.methods.base import PretrainMethod, Stage
 from crossl.models.backbone import CrossModalBackbone
+from crossl.representation import representation_stats
 from crossl.training import Batch
 
 
@@ -34,4 +35,4 @@ class CocoaMethod(PretrainMethod):
         q = self.backbone.embed(batch["inputs"])
         terms = self.loss.terms(q, batch["presence"])
         return {"loss": self.loss.weighted(terms), "positive": terms.positive, "negative": terms.negative,
-                "z_std": embedding_spread(q.flatten(1))}
+                **representation_stats(q.flatten(1), q)}

@@ -43,4 +43,4 @@ class CroSSLMethod(PretrainMethod):
         q = self.backbone.embed(batch["inputs"])
         masks = self.keep_masks(q, batch["presence"], self.generator("mask", stage, index))
         z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
-        return vicreg_outputs(self.loss, z_a, z_b)
+        return vicreg_outputs(self.loss, z_a, z_b, q)

@@ -9,8 +9,9 @@ from torch import nn
 
 from crossl.config import MAEOptions, PretrainConfig
 from crossl.losses import MaskedReconstructionLoss, draw_patch_mask
-from crossl.methods.base import PretrainMethod, Stage, embedding_spread
+from crossl.methods.base import PretrainMethod, Stage
 from crossl.models.backbone import CrossModalBackbone
+from crossl.representation import representation_stats
 from crossl.training import Batch
 
 
@@ -44,4 +45,4 @@ class MAEMethod(PretrainMethod):
             prediction = self.decoders[name](sequence)
             losses.append(self.loss(prediction, x, hidden, weight=presence[:, i].to(x.dtype)))
         loss = torch.stack(losses).mean()
-        return {"loss": loss, "z_std": embedding_spread(torch.cat(pooled, dim=1))}
+        return {"loss": loss, **representation_stats(torch.cat(pooled, dim=1))}

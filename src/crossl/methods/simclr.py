@@ -8,8 +8,9 @@ from torch import nn
 from crossl.config import PretrainConfig, SimCLROptions
 from crossl.losses import NTXentLoss
 from crossl.methods.augmented import AugmentedViewsMethod
-from crossl.methods.base import Stage, embedding_spread
+from crossl.methods.base import Stage
 from crossl.models.backbone import CrossModalBackbone
+from crossl.representation import representation_stats
 from crossl.training import Batch
 
 
@@ -27,4 +28,4 @@ class SimCLRMethod(AugmentedViewsMethod):
     def objective(self, batch: Batch, stage: Stage, index: int) -> dict[str, torch.Tensor]:
         z_a, z_b = self.view_embeddings(batch, stage, index)
         loss = self.loss(self.projector(z_a), self.projector(z_b))
-        return {"loss": loss, "z_std": embedding_spread(z_a)}
+        return {"loss": loss, **representation_stats(z_a)}

@@ -59,6 +59,44 @@ def plot_pretrain_loss(log_dir: Path, path: Path) -> None:
     _save(fig, path)
 
 
+#: panel title -> the logged metrics it shows (each for train and validation)
+DIAGNOSTIC_PANELS = {
+    "loss": ("loss",), "invariance": ("invariance",), "variance hinge": ("variance",),
+    "covariance": ("covariance",), "per-dimension std": ("z_std", "q_std"), "effective rank": ("z_rank",),
+}
+SERIES_LABELS = {"z_std": "representation", "q_std": "encoder outputs"}
+
+
+def plot_pretrain_diagnostics(log_dir: Path, path: Path) -> bool:
+    """Per epoch, train and validation: the objective and each of its terms, the representation's and
+    the encoders' per-dimension std and the representation's effective rank (what a method logs).
+    Returns False (and writes nothing) when the logs hold none of them beyond the loss."""
+    series = read_epoch_metrics(log_dir)
+    panels = {title: keys for title, keys in DIAGNOSTIC_PANELS.items()
+              if any(series.get(f"{stage}/{k}") for k in keys for stage in ("train", "val"))}
+    if set(panels) <= {"loss"}:
+        return False
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    for ax, (title, keys) in zip(axes.flat, panels.items()):
+        for key in keys:
+            for stage, style in (("train", "-"), ("val", "--")):
+                points = series.get(f"{stage}/{key}")
+                if points:
+                    epochs, values = zip(*points)
+                    name = SERIES_LABELS.get(key, "") + (" " if key in SERIES_LABELS else "")
+                    ax.plot([e + 1 for e in epochs], values, style, marker="o", markersize=2,
+                            label=f"{name}{'train' if stage == 'train' else 'validation'}")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
 def plot_label_efficiency(records: Sequence[dict[str, Any]], path: Path, dataset: str) -> None:
     """Macro-F1 (mean and std over seeds) against label fraction, one line per protocol."""
     rows = summarize(records, keys=("protocol", "label_fraction"))

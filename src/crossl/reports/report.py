@@ -98,6 +98,13 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], config: RunConfi
         parts += ["![label efficiency](plots/label_efficiency.png)", ""]
     if has_loss_plot:
         parts += ["## Pretraining loss", "", "![pretraining loss](plots/pretrain_loss.png)", ""]
+    if (path.parent / "plots" / "pretrain_diagnostics.png").is_file():
+        parts += ["## Inside pretraining", "",
+                  "Each term of the objective, the per-dimension std of the representation and of the encoder "
+                  "outputs (falling towards 0: collapse), and the representation's effective rank (exp of the "
+                  "entropy of its normalised singular values; 1: every embedding on a line), per epoch on the "
+                  "training and validation windows (`logs/metrics.csv` has them per step too, as `step/...`).", "",
+                  "![inside pretraining](plots/pretrain_diagnostics.png)", ""]
     parts += ["Files: `config.yaml` (resolved config), `split.json` (window indices per split), "
               "`label_subsets.json`, `results.json`, `checkpoints/`, `model/`, `logs/metrics.csv`.", ""]
     write_text_atomic(path, "\n".join(parts))
