@@ -111,8 +111,16 @@ def _parse_option(text: str) -> tuple[str, object]:
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str) and "," in value:
-        value = tuple(v.strip() for v in value.split(",") if v.strip())
+        # a comma list: each item read as YAML too, so that 64,64 is two numbers and jitter,scaling two names
+        value = tuple(_yaml_item(v.strip()) for v in value.split(",") if v.strip())
     return key.strip(), value
+
+
+def _yaml_item(text: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _config_from(args: argparse.Namespace, base: RunConfig) -> RunConfig:

@@ -36,6 +36,7 @@ Augmentation = Literal["jitter", "scaling", "rotation", "permutation", "time_war
 #: srun or torchrun start. Spawn/fork variants would run the fit in processes that never run the
 #: pipeline, and sharded strategies buy nothing for a model this small; neither is tested.
 Strategy = Literal["auto", "ddp"]
+LRSchedule = Literal["constant", "cosine"]
 #: Where pretraining curves go besides the CSV log (which the report's plots read): Lightning's own
 #: TensorBoard, MLflow or Weights & Biases logger, each needing its optional package.
 LoggerName = Literal["csv", "tensorboard", "mlflow", "wandb"]
@@ -74,6 +75,8 @@ class ModelConfig:
     out_dim: int = 32
     #: Masked entries become a learned per-modality token instead of zero (the paper uses zero).
     mask_token: bool = False
+    #: The aggregator's final LayerNorm (the release's); off, its output is the last linear layer's.
+    aggregator_norm: bool = True
 
     def check(self, where: str = "model") -> None:
         if len(self.kernel_sizes) != 3 or self.dim % 4 or self.dim < 4:
@@ -106,6 +109,10 @@ class PretrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
+    #: ``constant`` (the release's) or ``cosine``: decay to 0 over the run's optimiser steps.
+    lr_schedule: LRSchedule = "constant"
+    #: Epochs of linear warm-up from 0 to ``lr`` at the start (either schedule).
+    warmup_epochs: float = 0.0
 
     def check(self, where: str = "pretrain") -> None:
         _non_negative(f"{where}.epochs", self.epochs)
@@ -116,6 +123,7 @@ class PretrainConfig:
         _positive(f"{where}.lr", self.lr)
         _non_negative(f"{where}.weight_decay", self.weight_decay)
         _non_negative(f"{where}.seed", self.seed)
+        _non_negative(f"{where}.warmup_epochs", self.warmup_epochs)
 
 
 # ------------------------------------------------------------------ method options
@@ -130,12 +138,17 @@ class CroSSLOptions:
     sim_weight: float = 10.0
     var_weight: float = 10.0
     cov_weight: float = 100.0
+    #: Widths of an expander MLP (Linear-BatchNorm-ReLU blocks, a plain Linear last) whose output the
+    #: loss sees, as in VICReg; the aggregator output stays the representation. Empty: none (the paper).
+    expander: tuple[int, ...] = ()
 
     def check(self, where: str = "crossl") -> None:
         if not 0.0 <= self.mask_ratio < 1.0:
             _fail(f"{where}.mask_ratio", f"masking ratio {self.mask_ratio} must lie in [0, 1): "
                                          "it is the fraction of entries masked")
         _check_vicreg_weights(where, self)
+        if any(w < 1 for w in self.expander):
+            _fail(f"{where}.expander", f"widths must be positive, got {list(self.expander)}")
 
 
 @dataclass

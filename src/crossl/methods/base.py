@@ -12,6 +12,8 @@ pretraining; checkpoints keep them, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -104,8 +106,27 @@ class PretrainMethod(L.LightningModule):
             if key != "loss":
                 self.log(f"val/{key}", value, batch_size=n, sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        if self.config.lr_schedule == "constant" and self.config.warmup_epochs == 0:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+        per_epoch = total / max(1, self.config.epochs)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, functools.partial(lr_factor, total=total, warmup=round(self.config.warmup_epochs * per_epoch),
+                                         cosine=self.config.lr_schedule == "cosine"))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def lr_factor(step: int, total: int, warmup: int, cosine: bool) -> float:
+    """The learning rate at optimiser ``step`` as a share of the configured one: linear warm-up over
+    ``warmup`` steps, then constant or a cosine decay reaching 0 at step ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if not cosine:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def vicreg_outputs(loss: VICRegLoss, z_a: torch.Tensor, z_b: torch.Tensor,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from crossl.config import CroSSLOptions, PretrainConfig
 from crossl.losses import VICRegLoss
 from crossl.masking import draw_keep_mask
 from crossl.methods.base import PretrainMethod, Stage, vicreg_outputs
 from crossl.models.backbone import CrossModalBackbone
+from crossl.representation import representation_stats
 from crossl.training import Batch
 
 
@@ -19,6 +21,7 @@ class CroSSLMethod(PretrainMethod):
     def __init__(self, backbone: CrossModalBackbone, pretrain: PretrainConfig, options: CroSSLOptions) -> None:
         super().__init__(backbone, pretrain, options)
         self.loss = VICRegLoss(options.sim_weight, options.var_weight, options.cov_weight, gather_distributed=True)
+        self.expander = expander_mlp(backbone.config.out_dim, options.expander) if options.expander else None
 
     def keep_masks(self, q: torch.Tensor, presence: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         """Two keep-masks ``(batch, modalities, dim)`` for this process's rows of ``q``.
@@ -43,4 +46,20 @@ class CroSSLMethod(PretrainMethod):
         q = self.backbone.embed(batch["inputs"])
         masks = self.keep_masks(q, batch["presence"], self.generator("mask", stage, index))
         z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
-        return vicreg_outputs(self.loss, z_a, z_b, q)
+        if self.expander is None:
+            return vicreg_outputs(self.loss, z_a, z_b, q)
+        # The loss sees the expanded views; the logged spread and rank stay the representation's.
+        out = vicreg_outputs(self.loss, self.expander(z_a), self.expander(z_b), q)
+        return {**out, **representation_stats(z_a, q)}
+
+
+def expander_mlp(in_dim: int, widths: tuple[int, ...]) -> nn.Sequential:
+    """VICReg's expander: Linear-BatchNorm-ReLU per width but the last, which is a plain Linear."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for i, w in enumerate(widths):
+        layers.append(nn.Linear(width, w))
+        if i < len(widths) - 1:
+            layers += [nn.BatchNorm1d(w), nn.ReLU()]
+        width = w
+    return nn.Sequential(*layers)

@@ -14,14 +14,15 @@ class MLPAggregator(nn.Module):
     Slot-based: tied to modality order; a masked or missing modality is a zero (or token) slot.
     """
 
-    def __init__(self, num_modalities: int, dim: int, hidden: tuple[int, ...] = (64, 32), out_dim: int = 32) -> None:
+    def __init__(self, num_modalities: int, dim: int, hidden: tuple[int, ...] = (64, 32), out_dim: int = 32,
+                 norm: bool = True) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = num_modalities * dim
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
-        layers += [nn.Linear(width, out_dim), nn.LayerNorm(out_dim)]
+        layers += [nn.Linear(width, out_dim), *([nn.LayerNorm(out_dim)] if norm else [])]
         self.net = nn.Sequential(*layers)
         self.out_dim = out_dim
 
@@ -37,7 +38,7 @@ class AttentionAggregator(nn.Module):
     """
 
     def __init__(self, num_modalities: int, dim: int, out_dim: int = 32, heads: int = 4, layers: int = 2,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, norm: bool = True) -> None:
         super().__init__()
         if dim % heads:
             raise CrosslError(f"attention aggregator: dim {dim} is not divisible by {heads} heads; change one of them")
@@ -46,7 +47,7 @@ class AttentionAggregator(nn.Module):
         layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=dropout,
                                            batch_first=True, norm_first=True)
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.project = nn.Sequential(nn.Linear(dim, out_dim), nn.LayerNorm(out_dim))
+        self.project = nn.Sequential(nn.Linear(dim, out_dim), *([nn.LayerNorm(out_dim)] if norm else []))
         self.out_dim = out_dim
 
     def forward(self, q: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
@@ -60,7 +61,8 @@ class AttentionAggregator(nn.Module):
 AGGREGATORS = {"mlp": MLPAggregator, "attention": AttentionAggregator}
 
 
-def build_aggregator(name: str, num_modalities: int, dim: int, out_dim: int = 32) -> nn.Module:
+def build_aggregator(name: str, num_modalities: int, dim: int, out_dim: int = 32, norm: bool = True) -> nn.Module:
+    """``norm``: end with a LayerNorm over the output (the release's aggregator does)."""
     if name not in AGGREGATORS:
         raise CrosslError(f"unknown aggregator '{name}'; use one of {sorted(AGGREGATORS)}")
-    return AGGREGATORS[name](num_modalities, dim, out_dim=out_dim)
+    return AGGREGATORS[name](num_modalities, dim, out_dim=out_dim, norm=norm)

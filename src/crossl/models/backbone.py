@@ -28,7 +28,8 @@ class CrossModalBackbone(nn.Module):
         self.modality_names = tuple(config.modality_channels)
         num_modalities = len(self.modality_names)
         self.encoders = ModalityEncoders(config.modality_channels, config.dim, config.dropout, config.kernel_sizes)
-        self.aggregator = build_aggregator(config.aggregator, num_modalities, config.dim, config.out_dim)
+        self.aggregator = build_aggregator(config.aggregator, num_modalities, config.dim, config.out_dim,
+                                           norm=config.aggregator_norm)
         self.mask_token = nn.Parameter(torch.zeros(num_modalities, config.dim)) if config.mask_token else None
 
     def embed(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
