@@ -290,3 +290,27 @@ def test_gap_filling_matches_per_channel_np_interp_on_random_gaps():
             ok = ~np.isnan(window[:, c])
             reference = np.interp(np.arange(20), np.flatnonzero(ok), window[ok, c])
             np.testing.assert_allclose(out.signals["x"][k, :, c], reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("label_rule", ["pure", "majority", "share"])
+def test_labelling_in_blocks_gives_what_one_block_gives(monkeypatch: pytest.MonkeyPatch, label_rule: str) -> None:
+    """Label mapping and window labels run block by block to bound memory; the blocks must not show."""
+    import crossl.data.windowing as windowing
+
+    rng = np.random.default_rng(0)
+    # 700 Hz labels changing every 0-3 s among codes 1-5 (5 unmapped), 2-s windows 0.5 s apart
+    runs = rng.integers(0, 2100, size=400)
+    labels = np.repeat(rng.integers(1, 6, size=runs.size), runs).astype(np.int64)
+    signal = rng.standard_normal((labels.size // 7, 1)).astype(np.float32)  # 100 Hz
+    rec = Recording({"x": signal}, {"x": 100.0}, labels, 700.0, subject=1, session="s")
+    rule = WindowRule(window_s=2.0, stride_s=0.5, label_rule=label_rule, min_label_share=0.6, keep_unlabeled=True)
+    label_map = {1: 0, 2: 1, 3: 2, 4: 3}
+    monkeypatch.setattr(windowing, "LABEL_BLOCK", 10**9)
+    monkeypatch.setattr(windowing, "WINDOW_BLOCK", 10**9)
+    whole = window_recording(rec, rule, label_map)
+    monkeypatch.setattr(windowing, "LABEL_BLOCK", 1000)
+    monkeypatch.setattr(windowing, "WINDOW_BLOCK", 7)
+    blocked = window_recording(rec, rule, label_map)
+    assert len(whole) > 7 * 10 and labels.size > 1000 * 10
+    assert np.array_equal(blocked.labels, whole.labels) and blocked.labels.dtype == np.int64
+    assert set(np.unique(whole.labels)) <= {-1, 0, 1, 2, 3} and (whole.labels >= 0).any()

@@ -72,10 +72,74 @@ class RestrictedUnpickler(pickle.Unpickler):
     allowed: frozenset[tuple[str, str]] = ALLOWED_GLOBALS
 
     def find_class(self, module: str, name: str) -> Any:
-        canonical = _canonical_module(module)
-        if (canonical, name) not in self.allowed:
-            raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
-        return super().find_class(_installed_module(canonical), name)
+        return super().find_class(*_checked_global(self.allowed, module, name))
+
+
+def _checked_global(allowed: frozenset[tuple[str, str]], module: str, name: str) -> tuple[str, str]:
+    """``(installed module, name)`` of an allowed global; anything else raises before it is resolved."""
+    canonical = _canonical_module(module)
+    if (canonical, name) not in allowed:
+        raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
+    return _installed_module(canonical), name
+
+
+#: Strings at least this long are not kept in a lean unpickler's memo (see :func:`lean_load`).
+LARGE_STRING = 1 << 20
+
+
+class BackReference(pickle.UnpicklingError):
+    """The pickle refers back to a large string the lean unpickler did not keep."""
+
+
+def _large(value: Any) -> bool:
+    """A large string, or a tuple holding one (an array's state tuple holds its data string)."""
+    if isinstance(value, (str, bytes)):
+        return len(value) >= LARGE_STRING
+    return isinstance(value, tuple) and any(isinstance(v, (str, bytes)) and len(v) >= LARGE_STRING for v in value)
+
+
+class _LeanMemo(dict[Any, Any]):
+    """A memo that keeps no large ``str``/``bytes`` (nor the state tuples that hold them): a Python-2
+    pickle memoizes every string, so the decoded data of every array would stay alive until the
+    whole file is loaded."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, _DROPPED if _large(value) else value)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = super().__getitem__(key)
+        if value is _DROPPED:
+            raise BackReference("the pickle refers back to a large string")
+        return value
+
+
+_DROPPED = object()
+
+
+class _LeanRestrictedUnpickler(pickle._Unpickler):
+    """:class:`RestrictedUnpickler`'s allow-list on the pure-Python unpickler, with a lean memo."""
+
+    allowed = ALLOWED_GLOBALS
+
+    def __init__(self, fh: IO[bytes], encoding: str) -> None:
+        super().__init__(fh, encoding=encoding)
+        self.memo = _LeanMemo()
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(*_checked_global(self.allowed, module, name))
+
+
+def lean_load(fh: IO[bytes], encoding: str = "latin1") -> Any:
+    """:func:`restricted_load` without keeping each large string until the end: an array's decoded
+    data is freed once the array is built, so loading a file of arrays peaks near the arrays' own
+    size instead of twice it. Runs the pure-Python unpickler (as fast for a few large arrays). A
+    pickle that refers back to a dropped string is read again with :func:`restricted_load`."""
+    start = fh.tell()
+    try:
+        return _LeanRestrictedUnpickler(fh, encoding).load()
+    except BackReference:
+        fh.seek(start)
+        return restricted_load(fh, encoding)
 
 
 def restricted_load(fh: IO[bytes], encoding: str = "latin1") -> Any:

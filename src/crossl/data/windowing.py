@@ -88,14 +88,29 @@ def _first_indices(starts_s: np.ndarray, rate: float) -> np.ndarray:
     return np.floor(starts_s * rate + _EPS).astype(np.int64)
 
 
-def _map_labels(raw: np.ndarray, label_map: Mapping[int, int]) -> np.ndarray:
-    """Raw label codes -> class indices through ``label_map``; codes not in the map give -1."""
+#: Label samples mapped, and windows labelled, per block: the temporaries of a block stay a few MB
+#: however long the recording (a WESAD subject holds millions of label samples at 700 Hz).
+LABEL_BLOCK = 1 << 20
+WINDOW_BLOCK = 1024
+
+
+def class_dtype(num_classes: int) -> type[np.signedinteger]:
+    """The smallest signed integer type holding class indices ``-1 .. num_classes - 1``."""
+    return np.int8 if num_classes < 127 else np.int16 if num_classes < 32767 else np.int64
+
+
+def _map_labels(raw: np.ndarray, label_map: Mapping[int, int], dtype: type[np.signedinteger] = np.int64) -> np.ndarray:
+    """Raw label codes -> class indices (as ``dtype``) through ``label_map``; codes not in the map give -1."""
+    out = np.full(raw.shape, -1, dtype=dtype)
     if not label_map:
-        return np.full(raw.shape, -1, dtype=np.int64)
+        return out
     keys = np.array(sorted(label_map), dtype=np.int64)
-    values = np.array([label_map[int(k)] for k in keys], dtype=np.int64)
-    pos = np.searchsorted(keys, raw).clip(max=keys.size - 1)
-    return np.where(keys[pos] == raw, values[pos], -1)
+    values = np.array([label_map[int(k)] for k in keys], dtype=dtype)
+    for start in range(0, raw.shape[0], LABEL_BLOCK):
+        block = raw[start : start + LABEL_BLOCK]
+        pos = np.searchsorted(keys, block).clip(max=keys.size - 1)
+        out[start : start + LABEL_BLOCK] = np.where(keys[pos] == block, values[pos], -1)
+    return out
 
 
 def _window_classes(classes: np.ndarray, num_classes: int, rule: WindowRule) -> np.ndarray:
@@ -106,7 +121,8 @@ def _window_classes(classes: np.ndarray, num_classes: int, rule: WindowRule) -> 
     # Class counts per window with one bincount over (window, class) pairs: no loop over windows.
     rows = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], classes.shape)
     has = classes >= 0
-    counts = np.bincount(rows[has] * num_classes + classes[has], minlength=n * num_classes).reshape(n, num_classes)
+    counts = np.bincount(rows[has] * num_classes + classes[has].astype(np.int64),
+                         minlength=n * num_classes).reshape(n, num_classes)
     top = counts.max(axis=1)
     best = counts.argmax(axis=1)
     # A tie for most common class (possible under "share" with min_label_share <= 0.5) names no class:
@@ -193,9 +209,14 @@ def window_recording(recording: Recording, rule: WindowRule, label_map: Mapping[
     starts_s, label_first = starts_s[fits], label_first[fits]
     firsts = {m: first[fits] for m, first in firsts.items()}
 
-    classes = _map_labels(recording.labels, label_map)[label_first[:, None] + np.arange(label_length)[None, :]]
     num_classes = max((int(v) for v in label_map.values()), default=-1) + 1
-    labels = _window_classes(classes, num_classes, rule)
+    mapped = _map_labels(recording.labels, label_map, class_dtype(num_classes))
+    offsets = np.arange(label_length)[None, :]
+    # (windows, label samples) class matrices one block of windows at a time: whole, one of 8-s
+    # windows at 700 Hz would hold 5,600 samples per window.
+    labels = np.concatenate([np.full(0, -1, dtype=np.int64)] + [
+        _window_classes(mapped[label_first[i : i + WINDOW_BLOCK, None] + offsets], num_classes, rule)
+        for i in range(0, label_first.size, WINDOW_BLOCK)])
 
     signals: dict[str, np.ndarray] = {}
     presence_cols: list[np.ndarray] = []

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from crossl.data.datasets import wesad
-from crossl.data.unpickle import RestrictedUnpickler, restricted_load
+from crossl.data.unpickle import RestrictedUnpickler, lean_load, restricted_load
 from crossl.errors import CrosslError
 
 SECONDS = 3
@@ -281,3 +281,35 @@ def test_subclasses_can_extend_the_allow_list() -> None:
     with pytest.raises(pickle.UnpicklingError):
         RestrictedUnpickler(io.BytesIO(payload)).load()
     assert str(WithPath(io.BytesIO(payload)).load()) == "a/b"
+
+
+def test_lean_load_gives_what_restricted_load_gives_on_python2_pickles() -> None:
+    data = {"a": np.linspace(0, 1, 600_000).reshape(-1, 3), "b": np.arange(10), "t": "S2", "s": {1}}
+    payload = python2_dumps(data)
+    lean, full = lean_load(io.BytesIO(payload)), restricted_load(io.BytesIO(payload))
+    np.testing.assert_array_equal(lean["a"], full["a"])
+    np.testing.assert_array_equal(lean["b"], data["b"])
+    assert lean["t"] == "S2" and lean["s"] == {1}
+
+
+def test_lean_load_peaks_near_the_arrays_size_where_the_full_memo_holds_every_string_too() -> None:
+    import tracemalloc
+
+    payload = python2_dumps({f"x{i}": np.full((250_000, 4), float(i)) for i in range(8)})  # 8 x 8 MB
+    peaks = []
+    for load in (restricted_load, lean_load):
+        tracemalloc.start()
+        load(io.BytesIO(payload))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    arrays = 8 * 250_000 * 4 * 8
+    assert peaks[0] > 1.8 * arrays  # strings and arrays, all alive at the end
+    assert peaks[1] < 1.4 * arrays  # the arrays, plus one array's string while it is built
+
+
+def test_lean_load_refuses_forbidden_globals_and_reads_back_references_again() -> None:
+    with pytest.raises(pickle.UnpicklingError, match="forbidden global"):
+        lean_load(io.BytesIO(b"cbuiltins\neval\n(S'1+1'\ntR."))
+    big = "x" * (2 << 20)
+    payload = python2_dumps([big, big])  # the second is a memo reference to the first
+    assert lean_load(io.BytesIO(payload)) == [big, big]

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from crossl.data.recording import Recording
-from crossl.data.unpickle import restricted_load
+from crossl.data.unpickle import lean_load
 from crossl.errors import CrosslError
 
 LABEL_RATE_HZ = 700.0
@@ -76,7 +76,7 @@ def read_recording(
     chosen = _choose(spec, device, modalities)
     try:
         with open(path, "rb") as fh:
-            data = restricted_load(fh)
+            data = lean_load(fh)
     except OSError as exc:
         raise CrosslError(f"cannot read WESAD file {path} ({exc.strerror or exc}); check the path") from exc
     except _UNREADABLE as exc:
