@@ -10,7 +10,8 @@ S12). Each ``S{k}/S{k}.pkl`` is a Python-2 pickle (read with ``encoding="latin1"
                           "EDA": (n, 1) 4 Hz, "TEMP": (n, 1) 4 Hz}},
      "label": (N,) at 700 Hz, "subject": "S{k}"}
 
-It is read through :func:`crossl.data.unpickle.restricted_load`, so a file that names any global
+It is read through :func:`crossl.data.unpickle.lean_load` (the restricted unpickler, keeping no decoded
+array data longer than needed), so a file that names any global
 other than NumPy's array reconstruction is refused before anything runs. Values keep the
 publisher's units. Labels are the raw codes at 700 Hz for both devices: :data:`LABELS` are the
 four conditions; :data:`IGNORED_LABELS` (0 undefined/transient, 5-7 "should be ignored" per the
