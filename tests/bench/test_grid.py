@@ -147,3 +147,16 @@ def test_the_masking_sweep_may_have_settings_of_its_own(data: Path) -> None:
     assert len(sweep) == 4 and {c.config["pretrain"]["epochs"] for c in sweep} == {3}
     main = [c for c in grid.cells if any(r["analysis"] == "main" for r in c.roles) and c.method == "crossl"]
     assert {c.config["pretrain"]["epochs"] for c in main} == {1}
+
+
+def test_a_setting_added_later_at_its_neutral_value_keeps_the_cell_id(data: Path) -> None:
+    from crossl.bench.grid import NEUTRAL_DEFAULTS
+
+    cell = next(c for c in load_grid(write_grid(data.parent, GOOD)).cells if c.method == "crossl")
+    before = cell.id
+    for section, key in NEUTRAL_DEFAULTS:
+        if isinstance(cell.config.get(section), dict):
+            cell.config[section].pop(key, None)  # as a config made before the setting existed
+    assert cell.id == before
+    cell.config["pretrain"]["lr_schedule"] = "cosine"  # any other value computes something else
+    assert cell.id != before

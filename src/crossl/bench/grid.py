@@ -105,6 +105,17 @@ def shipped_grids() -> list[str]:
 
 
 # ---------------------------------------------------------------- cells
+#: (config section, key) -> the value of a setting added after grids had run that computes what a
+#: config without the setting computed. A cell holding that value keeps the id it had before the
+#: setting existed; any other value is a new cell. Add every new setting here with its neutral value.
+NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("model", "aggregator_norm"): True,
+    ("pretrain", "lr_schedule"): "constant",
+    ("pretrain", "warmup_epochs"): 0.0,
+    ("crossl", "expander"): [],
+}
+
+
 @dataclass(frozen=True)
 class EvalRequest:
     """One evaluation of a cell's model: every (protocol, fraction, label seed), scored on the
@@ -152,9 +163,16 @@ class Cell:
 
     def identity(self) -> dict[str, Any]:
         """What the cell computes; two cells with one identity are one cell. Where its logs go does
-        not count: changing the logger keeps the grid's finished cells."""
-        trainer = {k: v for k, v in self.config.get("trainer", {}).items() if k != "logger"}
-        return {"dataset": self.dataset, "method": self.method, "config": {**self.config, "trainer": trainer},
+        not count (changing the logger keeps the grid's finished cells), nor does a setting added
+        after a grid ran while it holds the value that computes what the grid computed then
+        (:data:`NEUTRAL_DEFAULTS`): upgrading crossl keeps a grid's finished cells."""
+        config = {section: dict(values) if isinstance(values, dict) else values for section, values in self.config.items()}
+        config.get("trainer", {}).pop("logger", None)
+        for (section, key), neutral in NEUTRAL_DEFAULTS.items():
+            values = config.get(section)
+            if isinstance(values, dict) and key in values and values[key] == neutral:
+                del values[key]
+        return {"dataset": self.dataset, "method": self.method, "config": config,
                 "kept": self.kept, "split_seed": self.split_seed, "score_on": self.score_on}
 
     def spec(self) -> dict[str, Any]:
