@@ -121,19 +121,23 @@ def plot_label_efficiency(records: Sequence[dict[str, Any]], path: Path, dataset
 def plot_curves(curves: dict[str, list[tuple[float, float, float, float]]], path: Path, xlabel: str, ylabel: str,
                 title: str, log_x: bool = False) -> None:
     """One line per name: points ``(x, mean, ci_low, ci_high)``, the interval as error bars."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    colours = plt.get_cmap("tab10").colors
+    # One colour per method (the text before the protocol), one line style per protocol.
+    methods = list(dict.fromkeys(name.split(" ")[0] for name in curves))
     for name, points in curves.items():
         x, mean, low, high = (list(v) for v in zip(*sorted(points)))
         err = [[m - lo for m, lo in zip(mean, low)], [hi - m for m, hi in zip(mean, high)]]
-        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=name,
-                    linestyle="--" if name.startswith("supervised") else "-")
+        style = "--" if name.startswith("supervised") else ":" if name.endswith("linear") else "-"
+        colour = "black" if name.startswith("supervised") else colours[methods.index(name.split(" ")[0]) % len(colours)]
+        ax.errorbar(x, mean, yerr=err, marker="o", markersize=4, capsize=3, label=name, linestyle=style, color=colour)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, path)
 
 
