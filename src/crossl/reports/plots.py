@@ -122,7 +122,7 @@ def plot_curves(curves: dict[str, list[tuple[float, float, float, float]]], path
                 title: str, log_x: bool = False) -> None:
     """One line per name: points ``(x, mean, ci_low, ci_high)``, the interval as error bars."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    colours = plt.get_cmap("tab10").colors
+    colours = plt.get_cmap("tab10")(range(10))
     # One colour per method (the text before the protocol), one line style per protocol.
     methods = list(dict.fromkeys(name.split(" ")[0] for name in curves))
     for name, points in curves.items():
