@@ -55,3 +55,11 @@ def check_complete(path: Path) -> None:
     if size > expected:
         raise CrosslError(f"{path} is corrupt: {size - expected} bytes after the {num_records} data records its header "
                           "declares; re-download it")
+
+
+def signals_by_label(edf: edfio.Edf) -> dict[str, list[edfio.EdfSignal]]:
+    """The file's signals grouped by label, stripped and case-folded (a label may repeat)."""
+    by_label: dict[str, list[edfio.EdfSignal]] = {}
+    for signal in edf.signals:
+        by_label.setdefault(signal.label.strip().casefold(), []).append(signal)
+    return by_label

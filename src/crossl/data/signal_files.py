@@ -58,14 +58,12 @@ def _stack(path: Path, modality: str, channels: list[np.ndarray]) -> np.ndarray:
 def read_edf_recording(path: Path, spec: ImportSpec, subject: int) -> Recording:
     """One EDF/EDF+ file: ``{modality: (T_m, C_m) float32}`` in physical units at the file's rates,
     labels from its annotations (or unlabeled), t = 0 at the file's start."""
-    from crossl.data.edf import open_edf
+    from crossl.data.edf import open_edf, signals_by_label
 
     edf = open_edf(path)
     if not edf.is_continuous:
         raise CrosslError(f"{path} is a discontinuous EDF+D file; export it as continuous EDF(+C)")
-    by_label: dict[str, list[edfio.EdfSignal]] = {}
-    for signal in edf.signals:
-        by_label.setdefault(signal.label.strip().casefold(), []).append(signal)
+    by_label = signals_by_label(edf)
     found = [s.label.strip() for s in edf.signals]
     signals: dict[str, np.ndarray] = {}
     for modality, source in spec.modalities.items():

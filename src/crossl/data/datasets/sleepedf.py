@@ -30,7 +30,7 @@ from types import MappingProxyType
 import edfio
 import numpy as np
 
-from crossl.data.edf import open_edf
+from crossl.data.edf import open_edf, signals_by_label
 from crossl.data.recording import Recording
 from crossl.errors import CrosslError
 
@@ -145,9 +145,7 @@ def read_recording(psg: str | Path, hypnogram: str | Path, trim_wake_minutes: fl
     psg_edf = open_edf(psg)
     if not psg_edf.is_continuous:
         raise CrosslError(f"{psg} is a discontinuous EDF+D file; Sleep-EDF PSGs are continuous: re-download it")
-    by_label: dict[str, list[edfio.EdfSignal]] = {}
-    for signal in psg_edf.signals:
-        by_label.setdefault(signal.label.strip().casefold(), []).append(signal)
+    by_label = signals_by_label(psg_edf)
     chosen: dict[str, edfio.EdfSignal] = {}
     for modality, label in MODALITIES.items():
         matches = by_label.get(label.casefold(), [])
