@@ -352,13 +352,14 @@ def run_bench(args: argparse.Namespace) -> Path | None:
     """``crossl bench``: every check of the grid file runs before any cell starts."""
     from crossl.bench import grid as grids
     from crossl.bench import runner
+    from crossl.bench.gridfile import shipped_grids
 
     if args.grids:
-        for name in grids.shipped_grids():
+        for name in shipped_grids():
             print(name)
         return None
     if args.grid is None:
-        raise CrosslError("name a grid: a YAML file, or one of the shipped grids " + ", ".join(grids.shipped_grids()))
+        raise CrosslError("name a grid: a YAML file, or one of the shipped grids " + ", ".join(shipped_grids()))
     grid = grids.load_grid(args.grid)
     out = args.out or Path("runs") / f"bench-{grid.name}"
     if args.list:

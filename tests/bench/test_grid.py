@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from tiny_grid import make_data, write_grid
 
-from crossl.bench.grid import load_grid, proper_subsets, shipped_grids
+from crossl.bench.grid import load_grid, proper_subsets
+from crossl.bench.gridfile import shipped_grids
 from crossl.errors import CrosslError
 
 GOOD = """\
@@ -150,7 +151,7 @@ def test_the_masking_sweep_may_have_settings_of_its_own(data: Path) -> None:
 
 
 def test_a_setting_added_later_at_its_neutral_value_keeps_the_cell_id(data: Path) -> None:
-    from crossl.bench.grid import NEUTRAL_DEFAULTS
+    from crossl.bench.spec import NEUTRAL_DEFAULTS
 
     cell = next(c for c in load_grid(write_grid(data.parent, GOOD)).cells if c.method == "crossl")
     before = cell.id

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossl.bench.grid import SCORE_PARTS, Cell
 from crossl.bench.runner import cells_dir, finished
+from crossl.bench.spec import SCORE_PARTS, Cell
 from crossl.config import EvalConfig
 from crossl.data.batches import WindowBatches
 from crossl.data.datasets import load_dataset

@@ -13,24 +13,28 @@ No torch here: ``crossl bench --list`` and every check run before anything heavy
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from crossl.config import MASK_STRATEGIES, METHOD_NAMES, PROTOCOL_NAMES, RunConfig, options_for, plain_config
+from crossl.bench.gridfile import (
+    GridFile,
+    check_fractions,
+    check_keys,
+    check_list,
+    check_protocols,
+    check_seeds,
+    read_grid_file,
+)
+from crossl.bench.spec import SCORE_PARTS, Cell, EvalRequest, Grid
+from crossl.config import MASK_STRATEGIES, METHOD_NAMES, PROTOCOL_NAMES, RunConfig
 from crossl.errors import CrosslError
 
 #: Protocols that read a pretrained model; ``supervised`` has a cell of its own.
 PRETRAINED_PROTOCOLS = tuple(p for p in PROTOCOL_NAMES if p != "supervised")
-SCORE_PARTS = {"test": "test", "validation": "val"}
-SHIPPED = "crossl.bench.grids"
 
 TOP_KEYS = {"name", "datasets", "score_on", "split_seed", "config", "protocols", "label_fractions", "pretrain_seeds",
             "label_seeds", "methods", "supervised", "reference", "analyses"}
@@ -42,233 +46,6 @@ ANALYSIS_KEYS = {
                            "pretrain_seeds", "label_seeds"},
     "embedding": {"method", "pretrain_seed", "max_windows"},
 }
-
-
-# ---------------------------------------------------------------- YAML with line numbers
-class GridFile:
-    """A grid's YAML and the line of every key, for errors that point at the offending line."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.text = text
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise CrosslError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); fix the file") \
-                from exc
-        if not isinstance(self.data, dict):
-            raise CrosslError(f"{path}: a grid file is a YAML mapping (name, datasets, methods, ...); see the README")
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self._index(root, ())
-
-    def _index(self, node: Any, path: tuple[Any, ...]) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                self.lines[path + (key.value,)] = key.start_mark.line + 1
-                self._index(value, (*path, key.value))
-                self.lines[path + (key.value,)] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._index(item, (*path, i))
-
-    def fail(self, path: Sequence[Any], problem: str) -> CrosslError:
-        """An error naming the file, the line of ``path`` (or of its nearest parent) and the key."""
-        path = tuple(path)
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.lines:
-                line = self.lines[path[:end]]
-                break
-        key = ".".join(str(p) for p in path) or "the grid"
-        return CrosslError(f"{self.path} line {line}: {key}: {problem}")
-
-
-def read_grid_file(grid: str | Path) -> GridFile:
-    """A grid file by path, or a grid shipped with the package by name (``crossl bench --grids``)."""
-    path = Path(grid)
-    if not path.is_file() and path.suffix == "" and str(grid) in shipped_grids():
-        text = resources.files(SHIPPED).joinpath(f"{grid}.yaml").read_text(encoding="utf-8")
-        return GridFile(Path(f"{grid}.yaml (shipped)"), text)
-    try:
-        return GridFile(path, path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CrosslError(f"no grid file {grid}; give a path or one of the shipped grids {shipped_grids()}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CrosslError(f"cannot read the grid file {grid} ({type(exc).__name__}); check the path") from exc
-
-
-def shipped_grids() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files(SHIPPED).iterdir() if p.name.endswith(".yaml"))
-
-
-# ---------------------------------------------------------------- cells
-#: (config section, key) -> the value of a setting added after grids had run that computes what a
-#: config without the setting computed. A cell holding that value keeps the id it had before the
-#: setting existed; any other value is a new cell. Add every new setting here with its neutral value.
-NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
-    ("model", "aggregator_norm"): True,
-    ("pretrain", "lr_schedule"): "constant",
-    ("pretrain", "warmup_epochs"): 0.0,
-    ("crossl", "expander"): [],
-}
-
-
-@dataclass(frozen=True)
-class EvalRequest:
-    """One evaluation of a cell's model: every (protocol, fraction, label seed), scored on the
-    full windows and on each modality subset removed in ``missing``."""
-
-    protocols: tuple[str, ...]
-    label_fractions: tuple[float, ...]
-    label_seeds: tuple[int, ...]
-    modality_dropout: float = 0.0
-    missing: tuple[tuple[str, ...], ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"protocols": list(self.protocols), "label_fractions": list(self.label_fractions),
-                "label_seeds": list(self.label_seeds), "modality_dropout": self.modality_dropout,
-                "missing": [list(m) for m in self.missing]}
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> EvalRequest:
-        return cls(tuple(obj["protocols"]), tuple(obj["label_fractions"]), tuple(obj["label_seeds"]),
-                   float(obj["modality_dropout"]), tuple(tuple(m) for m in obj["missing"]))
-
-
-@dataclass
-class Cell:
-    """One independent job: a pretraining (none for ``supervised``) and the evaluations that use it."""
-
-    dataset: str
-    #: the pretraining method, None for a supervised-only cell
-    method: str | None
-    #: the resolved run config (``RunConfig.to_dict()``): model, pretraining (its seed), evaluation, trainer
-    config: dict[str, Any]
-    #: modalities the cell trains and scores on (a model "trained without" the others); None: all
-    kept: tuple[str, ...] | None
-    split_seed: int
-    score_on: str
-    evaluations: list[EvalRequest] = field(default_factory=list)
-    #: windows of the scored part to embed with t-SNE (0: none)
-    embedding: int = 0
-    #: what the report reads this cell for: ``{"analysis": "main", "variant": "crossl"}``, ...
-    roles: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def pretrain_seed(self) -> int | None:
-        return None if self.method is None else int(self.config["pretrain"]["seed"])
-
-    def identity(self) -> dict[str, Any]:
-        """What the cell computes; two cells with one identity are one cell. Where its logs go does
-        not count (changing the logger keeps the grid's finished cells), nor does a setting added
-        after a grid ran while it holds the value that computes what the grid computed then
-        (:data:`NEUTRAL_DEFAULTS`): upgrading crossl keeps a grid's finished cells."""
-        config = {section: dict(values) if isinstance(values, dict) else values for section, values in self.config.items()}
-        config.get("trainer", {}).pop("logger", None)
-        for (section, key), neutral in NEUTRAL_DEFAULTS.items():
-            values = config.get(section)
-            if isinstance(values, dict) and key in values and values[key] == neutral:
-                del values[key]
-        return {"dataset": self.dataset, "method": self.method, "config": config,
-                "kept": self.kept, "split_seed": self.split_seed, "score_on": self.score_on}
-
-    def spec(self) -> dict[str, Any]:
-        return {**self.identity(), "evaluations": [e.to_json() for e in self.evaluations], "embedding": self.embedding}
-
-    @property
-    def id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()[:10]
-        who = self.method or "supervised"
-        seed = "" if self.method is None else f"-p{self.pretrain_seed}"
-        kept = "" if self.kept is None else "-only-" + "+".join(self.kept)
-        return f"{Path(self.dataset).name}-{who}{seed}{kept}-{digest}"
-
-    def run_config(self) -> RunConfig:
-        return RunConfig.from_dict(self.config)
-
-    def describe(self) -> str:
-        what = "supervised" if self.method is None else f"{self.method} pretraining seed {self.pretrain_seed}"
-        defaults = plain_config(options_for(self.method)) if self.method else {}
-        options = {k: v for k, v in (self.config.get(self.method, {}) if self.method else {}).items()
-                   if defaults.get(k) != v}
-        evals = sum(len(e.protocols) * len(e.label_fractions) * len(e.label_seeds) for e in self.evaluations)
-        kept = "" if self.kept is None else f", only {'+'.join(self.kept)}"
-        opts = "" if not options else " (" + ", ".join(f"{k} {v}" for k, v in options.items()) + ")"
-        names = sorted({r["variant"] for r in self.roles if "variant" in r} - {self.method or "supervised"})
-        return f"{self.dataset}: {what}{opts}{kept}{' [' + ', '.join(names) + ']' if names else ''}; {evals} evaluations"
-
-
-@dataclass
-class Grid:
-    name: str
-    source: GridFile
-    datasets: tuple[str, ...]
-    cells: list[Cell]
-    #: the variant the paired comparisons hold against every other (default: the first crossl variant)
-    reference: str
-    #: variant name -> method name
-    variants: dict[str, str]
-    score_on: str
-    analyses: dict[str, Any]
-    #: variant name (and "supervised") -> its main evaluation: the request and its pretraining seeds
-    plans: dict[str, tuple[EvalRequest, tuple[int, ...]]] = field(default_factory=dict)
-    #: dataset -> its modality names
-    modalities: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: the grid as the user named it (a path, or a shipped grid's name)
-    arg: str = ""
-
-
-# ---------------------------------------------------------------- checking
-def _list(g: GridFile, path: tuple[Any, ...], value: Any, kind: type | tuple[type, ...], what: str) -> list[Any]:
-    if kind is not list and isinstance(value, kind) and not isinstance(value, bool):
-        value = [value]
-    if isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, list):
-        raise g.fail(path, f"must be a list of {what}, got {value!r}")
-    if not value:
-        raise g.fail(path, f"must not be empty: give at least one {what.rstrip('s')}")
-    for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, kind):
-            raise g.fail((*path, i), f"must be {what}, got {v!r}")
-    if len(set(map(repr, value))) != len(value):
-        raise g.fail(path, f"lists a value twice: {value}")
-    return value
-
-
-def _seeds(g: GridFile, path: tuple[Any, ...], value: Any) -> tuple[int, ...]:
-    seeds = _list(g, path, value, int, "whole-number seeds")
-    if any(s < 0 for s in seeds):
-        raise g.fail(path, f"seeds must be zero or positive, got {seeds}")
-    return tuple(seeds)
-
-
-def _fractions(g: GridFile, path: tuple[Any, ...], value: Any) -> tuple[float, ...]:
-    fractions = [float(f) for f in _list(g, path, value, (int, float), "label fractions")]
-    bad = [f for f in fractions if not 0.0 < f <= 1.0]
-    if bad:
-        raise g.fail(path, f"label fractions must lie in (0, 1], got {bad}; use e.g. 0.01 for 1%")
-    return tuple(fractions)
-
-
-def _protocols(g: GridFile, path: tuple[Any, ...], value: Any, allowed: Sequence[str]) -> tuple[str, ...]:
-    protocols = _list(g, path, value, str, "protocol names")
-    for i, p in enumerate(protocols):
-        if p not in allowed:
-            raise g.fail((*path, i), f"unknown protocol '{p}'; use one of {list(allowed)}")
-    return tuple(protocols)
-
-
-def _keys(g: GridFile, path: tuple[Any, ...], value: Any, allowed: set[str], what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise g.fail(path, f"{what} must be a mapping, got {value!r}")
-    for key in value:
-        if key not in allowed:
-            raise g.fail((*path, key), f"unknown key in {what}; use {sorted(allowed)}")
-    return value
 
 
 def _dataset(g: GridFile, path: tuple[Any, ...], name: Any) -> tuple[str, tuple[str, ...]]:
@@ -286,7 +63,7 @@ def _config_section(g: GridFile, path: tuple[Any, ...], raw: Any) -> dict[str, A
     """A ``config`` section (the grid's shared one, or a method entry's overrides), checked."""
     if raw is None:
         return {}
-    section = _keys(g, path, raw, {"model", "pretrain", "evaluation", "trainer"},
+    section = check_keys(g, path, raw, {"model", "pretrain", "evaluation", "trainer"},
                     "config (settings as in a run's config.yaml)")
     for part in ("model", "pretrain", "evaluation", "trainer"):
         if part in section and not isinstance(section[part], dict):
@@ -342,7 +119,7 @@ def _variants(g: GridFile, top: Mapping[str, Any]) -> list[_Variant]:
         path = ("methods", i)
         if isinstance(entry, str):
             entry = {"method": entry}
-        entry = _keys(g, path, entry, METHOD_KEYS, "a method entry")
+        entry = check_keys(g, path, entry, METHOD_KEYS, "a method entry")
         method = entry.get("method")
         if method not in METHOD_NAMES:
             raise g.fail((*path, "method"), f"unknown method {method!r}; use one of {list(METHOD_NAMES)}")
@@ -356,10 +133,10 @@ def _variants(g: GridFile, top: Mapping[str, Any]) -> list[_Variant]:
             raise g.fail((*path, "options"), f"options must be a mapping of the method's options, got {options!r}")
         variants.append(_Variant(
             name, method, options,
-            _seeds(g, (*path, "pretrain_seeds"), entry.get("pretrain_seeds", top["pretrain_seeds"])),
-            _seeds(g, (*path, "label_seeds"), entry.get("label_seeds", top["label_seeds"])),
-            _protocols(g, (*path, "protocols"), entry.get("protocols", top["protocols"]), PRETRAINED_PROTOCOLS),
-            _fractions(g, (*path, "label_fractions"), entry.get("label_fractions", top["label_fractions"])),
+            check_seeds(g, (*path, "pretrain_seeds"), entry.get("pretrain_seeds", top["pretrain_seeds"])),
+            check_seeds(g, (*path, "label_seeds"), entry.get("label_seeds", top["label_seeds"])),
+            check_protocols(g, (*path, "protocols"), entry.get("protocols", top["protocols"]), PRETRAINED_PROTOCOLS),
+            check_fractions(g, (*path, "label_fractions"), entry.get("label_fractions", top["label_fractions"])),
             path, _config_section(g, (*path, "config"), entry.get("config"))))
     return variants
 
@@ -384,7 +161,7 @@ class _Cells:
 def load_grid(grid: str | Path) -> Grid:
     """Read, check and compile a grid file (or a shipped grid's name) into its cells."""
     g = read_grid_file(grid)
-    top = _keys(g, (), g.data, TOP_KEYS, "the grid")
+    top = check_keys(g, (), g.data, TOP_KEYS, "the grid")
     name = top.get("name", g.path.stem.removesuffix(".yaml"))
     if not isinstance(name, str) or not name:
         raise g.fail(("name",), f"the grid's name is a non-empty string, got {name!r}")
@@ -392,7 +169,7 @@ def load_grid(grid: str | Path) -> Grid:
     if datasets_raw is None:
         raise g.fail((), "name the data: `datasets: [hapt]` (built-in names, prepared presets or directories)")
     datasets = [_dataset(g, ("datasets", i), d) for i, d in
-                enumerate(_list(g, ("datasets",), datasets_raw, str, "dataset names"))]
+                enumerate(check_list(g, ("datasets",), datasets_raw, str, "dataset names"))]
     score_on = top.get("score_on", "test")
     if score_on not in SCORE_PARTS:
         raise g.fail(("score_on",), f"must be one of {list(SCORE_PARTS)} (choose variants on validation; "
@@ -403,10 +180,10 @@ def load_grid(grid: str | Path) -> Grid:
     for key, default in (("pretrain_seeds", [0]), ("label_seeds", [0]), ("protocols", ["linear", "finetune"]),
                          ("label_fractions", [0.01, 0.1, 1.0])):
         top.setdefault(key, default)
-    _seeds(g, ("pretrain_seeds",), top["pretrain_seeds"])
-    _seeds(g, ("label_seeds",), top["label_seeds"])
-    _fractions(g, ("label_fractions",), top["label_fractions"])
-    _protocols(g, ("protocols",), top["protocols"], PRETRAINED_PROTOCOLS)
+    check_seeds(g, ("pretrain_seeds",), top["pretrain_seeds"])
+    check_seeds(g, ("label_seeds",), top["label_seeds"])
+    check_fractions(g, ("label_fractions",), top["label_fractions"])
+    check_protocols(g, ("protocols",), top["protocols"], PRETRAINED_PROTOCOLS)
     base = _config_section(g, ("config",), top.get("config"))
     variants = _variants(g, top)
     by_name = {v.name: v for v in variants}
@@ -414,9 +191,9 @@ def load_grid(grid: str | Path) -> Grid:
     if reference not in by_name:
         raise g.fail(("reference",), f"unknown variant '{reference}'; use one of {sorted(by_name)}")
     supervised = _supervised(g, top)
-    analyses = dict(_keys(g, ("analyses",), top.get("analyses") or {}, set(ANALYSIS_KEYS), "analyses"))
+    analyses = dict(check_keys(g, ("analyses",), top.get("analyses") or {}, set(ANALYSIS_KEYS), "analyses"))
     for key, value in analyses.items():
-        analyses[key] = _keys(g, ("analyses", key), value or {}, ANALYSIS_KEYS[key], f"analyses.{key}")
+        analyses[key] = check_keys(g, ("analyses", key), value or {}, ANALYSIS_KEYS[key], f"analyses.{key}")
     main_dropout = float(base.get("evaluation", {}).get("modality_dropout", 0.0))
 
     def dropout_of(v: _Variant) -> float:
@@ -464,9 +241,9 @@ def _supervised(g: GridFile, top: Mapping[str, Any]) -> tuple[tuple[int, ...], t
         return None
     if raw is True:
         raw = {}
-    raw = _keys(g, ("supervised",), raw, {"label_seeds", "label_fractions"}, "supervised")
-    return (_seeds(g, ("supervised", "label_seeds"), raw.get("label_seeds", top["label_seeds"])),
-            _fractions(g, ("supervised", "label_fractions"), raw.get("label_fractions", top["label_fractions"])))
+    raw = check_keys(g, ("supervised",), raw, {"label_seeds", "label_fractions"}, "supervised")
+    return (check_seeds(g, ("supervised", "label_seeds"), raw.get("label_seeds", top["label_seeds"])),
+            check_fractions(g, ("supervised", "label_fractions"), raw.get("label_fractions", top["label_fractions"])))
 
 
 def _variant(g: GridFile, path: tuple[Any, ...], name: Any, by_name: Mapping[str, _Variant]) -> _Variant:
@@ -476,7 +253,7 @@ def _variant(g: GridFile, path: tuple[Any, ...], name: Any, by_name: Mapping[str
 
 
 def _one_fraction(g: GridFile, path: tuple[Any, ...], value: Any) -> float:
-    return _fractions(g, path, [value])[0]
+    return check_fractions(g, path, [value])[0]
 
 
 def _masking_ratio(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[str, _Variant], top: Mapping[str, Any],
@@ -487,19 +264,19 @@ def _masking_ratio(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[str, _
     v = replace(v, config=_merged(v.config, _config_section(g, (*path, "config"), spec.get("config"))))
     if v.method != "crossl":
         raise g.fail((*path, "method"), f"the masking-ratio sweep varies CroSSL's latent masking; '{v.name}' is {v.method}")
-    strategies = _list(g, (*path, "strategies"), spec.get("strategies", ["modality", "random", "feature"]), str,
+    strategies = check_list(g, (*path, "strategies"), spec.get("strategies", ["modality", "random", "feature"]), str,
                        "masking strategies")
     for i, s in enumerate(strategies):
         if s not in MASK_STRATEGIES or s == "none":
             raise g.fail((*path, "strategies", i), f"unknown masking strategy '{s}'; use modality, random or feature")
-    ratios = [float(r) for r in _list(g, (*path, "ratios"), spec.get("ratios", [0.1, 0.3, 0.5, 0.7, 0.9]),
+    ratios = [float(r) for r in check_list(g, (*path, "ratios"), spec.get("ratios", [0.1, 0.3, 0.5, 0.7, 0.9]),
                                       (int, float), "masking ratios")]
     if any(not 0.0 < r < 1.0 for r in ratios):
         raise g.fail((*path, "ratios"), f"masking ratios must lie in (0, 1), got {ratios}")
-    protocol = _protocols(g, (*path, "protocol"), spec.get("protocol", "linear"), PRETRAINED_PROTOCOLS)[0]
+    protocol = check_protocols(g, (*path, "protocol"), spec.get("protocol", "linear"), PRETRAINED_PROTOCOLS)[0]
     fraction = _one_fraction(g, (*path, "label_fraction"), spec.get("label_fraction", 0.1))
-    seeds = _seeds(g, (*path, "pretrain_seeds"), spec.get("pretrain_seeds", v.pretrain_seeds[:1]))
-    label_seeds = _seeds(g, (*path, "label_seeds"), spec.get("label_seeds", v.label_seeds))
+    seeds = check_seeds(g, (*path, "pretrain_seeds"), spec.get("pretrain_seeds", v.pretrain_seeds[:1]))
+    label_seeds = check_seeds(g, (*path, "label_seeds"), spec.get("label_seeds", v.label_seeds))
     for strategy in strategies:
         for ratio in ratios:
             options = {**v.options, "mask_strategy": strategy, "mask_ratio": ratio}
@@ -512,10 +289,10 @@ def _masking_ratio(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[str, _
 def _missing_modalities(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[str, _Variant], top: Mapping[str, Any],
                         modalities: tuple[str, ...], pretrained_cell: Any, supervised_cell: Any) -> None:
     path = ("analyses", "missing_modalities")
-    names = _list(g, (*path, "methods"), spec.get("methods", [next(iter(by_name))]), str, "variant names")
-    protocol = _protocols(g, (*path, "protocol"), spec.get("protocol", "finetune"), PRETRAINED_PROTOCOLS)[0]
+    names = check_list(g, (*path, "methods"), spec.get("methods", [next(iter(by_name))]), str, "variant names")
+    protocol = check_protocols(g, (*path, "protocol"), spec.get("protocol", "finetune"), PRETRAINED_PROTOCOLS)[0]
     fraction = _one_fraction(g, (*path, "label_fraction"), spec.get("label_fraction", 0.1))
-    dropouts = [float(d) for d in _list(g, (*path, "modality_dropout"), spec.get("modality_dropout", [0.0]),
+    dropouts = [float(d) for d in check_list(g, (*path, "modality_dropout"), spec.get("modality_dropout", [0.0]),
                                         (int, float), "modality dropout probabilities")]
     if any(not 0.0 <= d < 1.0 for d in dropouts):
         raise g.fail((*path, "modality_dropout"), f"probabilities must lie in [0, 1), got {dropouts}")
@@ -524,7 +301,7 @@ def _missing_modalities(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[s
                                                   "frozen: use protocol finetune, or modality_dropout [0.0]")
     if "remove" in spec:
         remove = []
-        for i, subset in enumerate(_list(g, (*path, "remove"), spec["remove"], list, "lists of modality names")):
+        for i, subset in enumerate(check_list(g, (*path, "remove"), spec["remove"], list, "lists of modality names")):
             unknown = [m for m in subset if m not in modalities]
             if unknown or not subset:
                 raise g.fail((*path, "remove", i), f"remove lists modalities of the data {list(modalities)}, got {subset}")
@@ -539,20 +316,20 @@ def _missing_modalities(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[s
     ceiling = spec.get("ceiling", False)
     if isinstance(ceiling, bool):
         ceiling = names if ceiling else []
-    ceiling = _list(g, (*path, "ceiling"), ceiling, str, "variant names") if ceiling else []
+    ceiling = check_list(g, (*path, "ceiling"), ceiling, str, "variant names") if ceiling else []
     for i, name in enumerate(ceiling):
         if name not in names:
             raise g.fail((*path, "ceiling", i), f"'{name}' is not among this analysis's methods {names}")
     for i, name in enumerate(names):
         label_default = top["label_seeds"] if name == "supervised" else _variant(g, (*path, "methods", i), name,
                                                                                   by_name).label_seeds
-        label_seeds = _seeds(g, (*path, "label_seeds"), spec.get("label_seeds", label_default))
+        label_seeds = check_seeds(g, (*path, "label_seeds"), spec.get("label_seeds", label_default))
         targets: list[tuple[Callable[..., Cell], int | None, tuple[str, ...]]]
         if name == "supervised":
             targets = [(supervised_cell, None, ("supervised",))]
         else:
             v = by_name[name]
-            seeds = _seeds(g, (*path, "pretrain_seeds"), spec.get("pretrain_seeds", v.pretrain_seeds[:1]))
+            seeds = check_seeds(g, (*path, "pretrain_seeds"), spec.get("pretrain_seeds", v.pretrain_seeds[:1]))
             targets = [(lambda kept=None, v=v, s=s: pretrained_cell(v, s, v.options, path, kept), s, (protocol,))
                        for s in seeds]
         for make, _, protocols in targets:
@@ -571,7 +348,7 @@ def _missing_modalities(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[s
 def _embedding(g: GridFile, spec: Mapping[str, Any], by_name: Mapping[str, _Variant], pretrained_cell: Any) -> None:
     path = ("analyses", "embedding")
     v = _variant(g, (*path, "method"), spec.get("method", next(iter(by_name))), by_name)
-    seed = _seeds(g, (*path, "pretrain_seed"), [spec.get("pretrain_seed", v.pretrain_seeds[0])])[0]
+    seed = check_seeds(g, (*path, "pretrain_seed"), [spec.get("pretrain_seed", v.pretrain_seeds[0])])[0]
     most = spec.get("max_windows", 2000)
     if isinstance(most, bool) or not isinstance(most, int) or most < 10:
         raise g.fail((*path, "max_windows"), f"must be a whole number of at least 10, got {most!r}")

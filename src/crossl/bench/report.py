@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from crossl.bench.grid import Grid
+from crossl.bench.spec import Grid
 from crossl.evaluation.statistics import Comparison, Summary, paired_comparison, summarize_scores
 from crossl.io import write_text_atomic
 from crossl.reports.machine import cpu_model

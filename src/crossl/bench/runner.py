@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import IO, Any
 
-from crossl.bench.grid import Cell, Grid
+from crossl.bench.spec import Cell, Grid
 from crossl.errors import CrosslError
 from crossl.io import write_json_atomic, write_text_atomic
 
