@@ -113,6 +113,11 @@ class PretrainConfig:
     lr_schedule: LRSchedule = "constant"
     #: Epochs of linear warm-up from 0 to ``lr`` at the start (either schedule).
     warmup_epochs: float = 0.0
+    #: Also pretrain on the training subjects' windows that have no class, from the built-in
+    #: dataset's unlabeled pool (HAPT: postural transitions, windows straddling two activities,
+    #: stretches between them). Validation and test subjects never enter pretraining; evaluation
+    #: still uses the labeled windows only.
+    unlabeled_windows: bool = False
 
     def check(self, where: str = "pretrain") -> None:
         _non_negative(f"{where}.epochs", self.epochs)

@@ -14,7 +14,7 @@ import numpy as np
 from crossl.api import CroSSL
 from crossl.config import RunConfig, demo_config, plain_config
 from crossl.data.container import WindowSet
-from crossl.data.datasets import load_dataset
+from crossl.data.datasets import load_dataset, load_with_unlabeled
 from crossl.data.splits import Split, check_fingerprint, data_fingerprint, default_split
 from crossl.distributed import one_device, per_process_batch, placement
 from crossl.errors import CrosslError
@@ -64,8 +64,24 @@ def pretraining_finished(work: Path, resume: bool) -> bool:
 def fit_on_split(windows: WindowSet, split: Split, config: RunConfig, work: Path, resume: bool) -> CroSSL:
     """Pretrain on the training split (validation split for the ``best`` checkpoint), checkpoints in ``work``."""
     model = CroSSL(replace(config.model), config.pretrain, config.trainer, method=config.method, options=config.options)
+    pool, train = pretraining_pool(windows, split, config.pretrain.unlabeled_windows)
     # Indices, not subsets: a memory-mapped dataset is read batch by batch, never copied whole.
-    return model.fit(windows, indices=split.train, val=windows, val_indices=split.val, run_dir=work, resume=resume)
+    return model.fit(pool, indices=train, val=windows, val_indices=split.val, run_dir=work, resume=resume)
+
+
+def pretraining_pool(windows: WindowSet, split: Split, unlabeled: bool) -> tuple[WindowSet, np.ndarray]:
+    """The windows pretraining reads and their indices: the training split, or with ``unlabeled``
+    every window of the training subjects in the dataset's unlabeled pool (labeled ones included)."""
+    if not unlabeled:
+        return windows, split.train
+    pool = load_with_unlabeled(windows.meta.name, quiet=True)
+    if pool.modality_names != windows.modality_names or pool.shapes != windows.shapes:
+        raise CrosslError(f"the unlabeled pool of {windows.meta.name} has modalities {pool.shapes}, the dataset "
+                          f"{windows.shapes}; delete both prepared sets under $CROSSL_HOME/datasets and run again")
+    train = np.flatnonzero(np.isin(pool.subjects, split.subjects["train"]))
+    log(f"pretraining on every window of the training subjects: {train.size} "
+        f"({int((pool.labels[train] < 0).sum())} without a class)")
+    return pool, train
 
 
 def pretrain_stage(windows: WindowSet, split: Split, config: RunConfig, run: RunDirectory, resume: bool) -> CroSSL:

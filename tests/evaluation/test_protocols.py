@@ -141,3 +141,25 @@ def test_scoring_on_validation_uses_the_validation_windows(pretrained: CroSSL) -
     val = compute_features(pretrained.backbone, WindowBatches(windows, pretrained.stats, split.val), "aggregator")  # type: ignore[arg-type]
     (predicted,) = protocols.linear_probe(features.numpy(), windows.labels[split.train], [val.numpy()], seed=0)
     assert records[0]["macro_f1"] == classification_metrics(windows.labels[split.val], predicted, 3)["macro_f1"]
+
+
+def test_windows_without_a_class_are_left_out_of_the_score(pretrained: CroSSL) -> None:
+    """A dataset that keeps its unlabeled windows (label -1) is scored on its labeled ones only: the
+    same score as the set without them."""
+    windows, split = labeled_set()
+    labels = windows.labels.copy()
+    unlabeled_test = split.test[::2]
+    labels[unlabeled_test] = -1
+    with_pool = WindowSet(windows.modalities, windows.presence, labels, windows.subjects, windows.meta)
+    config = EvalConfig(protocols=("linear",), label_fractions=(1.0,), seeds=(0,))
+    kept = np.setdiff1d(np.arange(len(windows)), unlabeled_test)
+    without = windows.subset(kept)
+    split_without = split_by_subjects(without.subjects, {"train": [0, 1, 2, 3], "val": [4], "test": [5]})
+    scored = label_efficiency.evaluate_label_efficiency(
+        with_pool, split, {0: {1.0: split.train}}, pretrained, config, TrainerConfig(progress=False),
+        pretrained.model_config)
+    reference = label_efficiency.evaluate_label_efficiency(
+        without, split_without, {0: {1.0: split_without.train}}, pretrained, config, TrainerConfig(progress=False),
+        pretrained.model_config)
+    assert scored[0]["macro_f1"] == reference[0]["macro_f1"]
+    assert scored[0]["accuracy"] == reference[0]["accuracy"]

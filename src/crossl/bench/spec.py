@@ -25,6 +25,7 @@ NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("model", "aggregator_norm"): True,
     ("pretrain", "lr_schedule"): "constant",
     ("pretrain", "warmup_epochs"): 0.0,
+    ("pretrain", "unlabeled_windows"): False,
     ("crossl", "expander"): [],
 }
 

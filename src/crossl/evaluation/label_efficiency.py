@@ -115,7 +115,9 @@ def evaluate_label_efficiency(
         model_config = replace(model_config, modality_channels={m: c for m, (_, c) in windows.shapes.items()})
     check_fingerprint(split.data, windows, "the split")
     conditions = [(), *(tuple(names) for names in missing if names)]
+    # Windows without a class (an unlabeled pool kept in the dataset) cannot be scored.
     scored = split.part(score_part)
+    scored = scored[windows.labels[scored] >= 0]
     tests = [WindowBatches(without_modalities(windows, names) if names else windows, stats, scored) for names in conditions]
     digest = data_fingerprint(windows)["digest"]
     tasks = evaluation_tasks(config, model is not None)

@@ -143,6 +143,18 @@ def test_build_windows_drops_mixed_and_unlabeled_windows(publisher_zip):
     assert starts[4] == [0, 16, 32, 48, 64, 80, 96, 112, 128, 208, 224, 240, 256, 272, 288]
 
 
+def test_build_windows_keep_unlabeled_adds_the_other_windows_around_the_same_labeled_ones(publisher_zip):
+    recordings = hapt.read_recordings(publisher_zip)
+    labeled = hapt.build_windows(recordings, window=WINDOW, stride=STRIDE)
+    every = hapt.build_windows(recordings, window=WINDOW, stride=STRIDE, keep_unlabeled=True)
+    kept = every.labels >= 0
+    assert _decode_windows(every.subset(np.flatnonzero(kept))) == _decode_windows(labeled)
+    assert every.labels[kept].tolist() == labeled.labels.tolist()
+    # exp03's window at 112 straddles activities 2 and 3: kept, without a class.
+    assert (3, 112) in [w for w, label in zip(_decode_windows(every), every.labels) if label < 0]
+    assert (~kept).sum() > 0
+
+
 def test_build_windows_twelve_classes_keeps_transitions(publisher_zip):
     recordings = hapt.read_recordings(publisher_zip)
     ws6 = hapt.build_windows(recordings, window=WINDOW, stride=STRIDE, num_classes=6)

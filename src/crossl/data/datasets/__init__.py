@@ -14,6 +14,22 @@ DATASETS: dict[str, Callable[..., WindowSet]] = {
     "hapt12": lambda quiet=False: hapt.load(num_classes=12, quiet=quiet),
 }
 
+#: name -> loader of every window of that dataset, the ones without a class (label -1) included:
+#: the unlabeled pool that ``pretrain.unlabeled_windows`` adds to pretraining.
+WITH_UNLABELED: dict[str, Callable[..., WindowSet]] = {
+    "hapt": lambda quiet=False: hapt.load(num_classes=6, quiet=quiet, keep_unlabeled=True),
+    "hapt12": lambda quiet=False: hapt.load(num_classes=12, quiet=quiet, keep_unlabeled=True),
+}
+
+
+def load_with_unlabeled(name: str, quiet: bool = False) -> WindowSet:
+    """Every window of the built-in dataset ``name``, unlabeled ones (label -1) included."""
+    if name not in WITH_UNLABELED:
+        raise CrosslError(f"dataset '{name}' has no separate unlabeled pool (built-in: {sorted(WITH_UNLABELED)}); "
+                          "for your own recordings set 'window.keep_unlabeled: true' in the import spec, which keeps "
+                          "the unlabeled windows in the dataset itself, and drop pretrain.unlabeled_windows")
+    return WITH_UNLABELED[name](quiet=quiet)
+
 
 def load_dataset(name: str, quiet: bool = False) -> WindowSet:
     """A built-in dataset (``hapt``, ``hapt12``), a prepared preset (``crossl data prepare``: ``pamap2``,

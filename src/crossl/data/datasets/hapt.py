@@ -219,18 +219,22 @@ def _read_mirror_sdist(path: Path) -> list[Recording]:
 
 
 def build_windows(
-    recordings: list[Recording], window: int = 128, stride: int = 64, num_classes: int = 6
+    recordings: list[Recording], window: int = 128, stride: int = 64, num_classes: int = 6,
+    keep_unlabeled: bool = False,
 ) -> WindowSet:
     """Windows within each recording, kept when every sample has one label in 1..num_classes.
 
     The shared time-based windowing (:func:`~crossl.data.windowing.window_recording`) with
-    ``window`` / ``stride`` samples at 50 Hz for both modalities.
+    ``window`` / ``stride`` samples at 50 Hz for both modalities. ``keep_unlabeled`` keeps every
+    other window too, with label -1 (postural transitions under 6 classes, windows that straddle
+    two activities, stretches between them): the labeled windows are the same, in the same order.
     """
     if num_classes not in (6, 12):
         raise CrosslError(f"HAPT has a 6-class and a 12-class variant, not {num_classes}; pick 6 or 12")
     if not recordings:
         raise CrosslError("no HAPT recordings found in the fetched file; delete it and run `crossl data fetch hapt` again")
-    rule = WindowRule(window_s=window / SAMPLING_RATE_HZ, stride_s=stride / SAMPLING_RATE_HZ, label_rule="pure")
+    rule = WindowRule(window_s=window / SAMPLING_RATE_HZ, stride_s=stride / SAMPLING_RATE_HZ, label_rule="pure",
+                      keep_unlabeled=keep_unlabeled)
     label_map = {activity: activity - 1 for activity in range(1, num_classes + 1)}
     meta = DatasetMeta(
         name="hapt" if num_classes == 6 else "hapt12",
@@ -252,12 +256,15 @@ def as_recording(rec: Recording, index: int) -> SignalRecording:
                            session=f"recording-{index}")
 
 
-def load(window: int = 128, stride: int = 64, num_classes: int = 6, quiet: bool = False) -> WindowSet:
-    """HAPT windows, prepared once and cached under ``$CROSSL_HOME/datasets``."""
-    prepared = crossl_home() / "datasets" / f"hapt-c{num_classes}-w{window}-s{stride}"
+def load(window: int = 128, stride: int = 64, num_classes: int = 6, quiet: bool = False,
+         keep_unlabeled: bool = False) -> WindowSet:
+    """HAPT windows, prepared once and cached under ``$CROSSL_HOME/datasets``; ``keep_unlabeled``:
+    every window, the unlabeled ones (label -1) included (see :func:`build_windows`)."""
+    suffix = "-all" if keep_unlabeled else ""
+    prepared = crossl_home() / "datasets" / f"hapt-c{num_classes}-w{window}-s{stride}{suffix}"
     if (prepared / "meta.json").is_file():
         return WindowSet.load(prepared)
     source = fetch(quiet=quiet)
-    windows = build_windows(read_recordings(source), window, stride, num_classes)
+    windows = build_windows(read_recordings(source), window, stride, num_classes, keep_unlabeled)
     windows.save(prepared)
     return WindowSet.load(prepared)
