@@ -22,10 +22,11 @@ from test_cli import prepared_dataset
 
 from crossl.api import CroSSL
 from crossl.cli import main
-from crossl.config import CroSSLOptions, EvalConfig, PretrainConfig
+from crossl.config import EvalConfig, PretrainConfig
 from crossl.data.container import DatasetMeta, WindowSet
 from crossl.data.splits import split_by_subjects
 from crossl.errors import CrosslError
+from crossl.method_options import CroSSLOptions
 
 TOY = ["--epochs", "1", "--batch-size", "16", "--fractions", "0.5,1", "--seeds", "0", "--no-progress"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from crossl.config import CroSSLOptions, EvalConfig, ModelConfig, PretrainConfig, RunConfig, SimCLROptions
+from crossl.config import EvalConfig, ModelConfig, PretrainConfig, RunConfig
 from crossl.errors import CrosslError
+from crossl.method_options import CroSSLOptions, SimCLROptions
 
 
 def _custom_config() -> RunConfig:

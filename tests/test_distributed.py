@@ -16,12 +16,13 @@ from conftest import small_model_configs
 from test_cli import prepared_dataset
 
 from crossl.cli import main
-from crossl.config import CroSSLOptions, PretrainConfig, RunConfig, TrainerConfig
+from crossl.config import PretrainConfig, RunConfig, TrainerConfig
 from crossl.distributed import Placement, one_device, per_process_batch, placement
 from crossl.errors import CrosslError
+from crossl.method_options import CroSSLOptions
+from crossl.methods.crossl import CroSSLMethod
 from crossl.models.backbone import CrossModalBackbone
 from crossl.run import RunDirectory
-from crossl.methods.crossl import CroSSLMethod
 from crossl.training import IndexBatchSampler
 
 

@@ -18,16 +18,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from crossl.config import (
-    EvalConfig,
-    ModelConfig,
-    PretrainConfig,
-    TrainerConfig,
-    build_config,
-    check_config,
-    options_for,
-    plain_config,
-)
+from crossl.config import EvalConfig, ModelConfig, PretrainConfig, TrainerConfig, build_config, check_config, options_for
+from crossl.config_fields import plain_config
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
 from crossl.data.splits import ChannelStats, Split, data_fingerprint, fit_channel_stats

@@ -14,16 +14,10 @@ from typing import Any
 
 import yaml
 
-from crossl.config import (
-    METHOD_NAMES,
-    METHOD_OPTIONS,
-    RunConfig,
-    demo_config,
-    option_owners,
-    options_for,
-    plain_config,
-)
+from crossl.config import METHOD_NAMES, RunConfig, demo_config, options_for
+from crossl.config_fields import plain_config
 from crossl.errors import CrosslError
+from crossl.method_options import METHOD_OPTIONS, option_owners
 
 
 def _floats(text: str) -> tuple[float, ...]:

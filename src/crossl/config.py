@@ -1,5 +1,8 @@
 """Typed configuration: dataclasses, their checks and YAML; a leaf module (no torch, no registries).
 
+The methods' options live in :mod:`crossl.method_options`, the field-level checks and coercions in
+:mod:`crossl.config_fields`.
+
 Defaults follow the paper where it is explicit; other choices are noted. Names that a registry
 resolves (methods, aggregators, protocols, masking strategies, augmentations) are ``Literal`` types
 here; the tests check that every registry holds exactly these names.
@@ -12,25 +15,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args
 
 import yaml
 
+from crossl.config_fields import check_type, coerce, fail, non_negative, plain, positive
 from crossl.errors import CrosslError
 from crossl.io import write_text_atomic
+from crossl.method_options import METHOD_OPTIONS, CroSSLOptions, option_owners
 
 MethodName = Literal["crossl", "random-init", "simclr", "vicreg-aug", "cocoa", "mae"]
-MaskStrategy = Literal["modality", "random", "feature", "none"]
 AggregatorName = Literal["mlp", "attention"]
 ProtocolName = Literal["linear", "mlp", "finetune", "supervised"]
 #: ``auto``: the representation the method trains (the aggregator output, or the concatenated
 #: encoder outputs for methods that never train the aggregator).
 HeadInput = Literal["auto", "aggregator", "concat"]
-Augmentation = Literal["jitter", "scaling", "rotation", "permutation", "time_warp", "channel_dropout"]
 #: Lightning strategies a pretraining may use: ``auto`` (one device, or ``ddp`` for several) and
 #: ``ddp``, whose launcher re-runs the command once per extra device and also serves processes that
 #: srun or torchrun start. Spawn/fork variants would run the fit in processes that never run the
@@ -42,25 +44,9 @@ LRSchedule = Literal["constant", "cosine"]
 LoggerName = Literal["csv", "tensorboard", "mlflow", "wandb"]
 
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
-MASK_STRATEGIES: tuple[str, ...] = get_args(MaskStrategy)
 PROTOCOL_NAMES: tuple[str, ...] = get_args(ProtocolName)
-AUGMENTATION_NAMES: tuple[str, ...] = get_args(Augmentation)
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 LOGGER_NAMES: tuple[str, ...] = get_args(LoggerName)
-
-
-def _fail(where: str, problem: str) -> None:
-    raise CrosslError(f"{where}: {problem}")
-
-
-def _positive(where: str, value: float) -> None:
-    if not value > 0:
-        _fail(where, f"must be positive, got {value}")
-
-
-def _non_negative(where: str, value: float) -> None:
-    if not value >= 0:
-        _fail(where, f"must be zero or positive, got {value}")
 
 
 @dataclass
@@ -80,16 +66,16 @@ class ModelConfig:
 
     def check(self, where: str = "model") -> None:
         if len(self.kernel_sizes) != 3 or self.dim % 4 or self.dim < 4:
-            _fail(where, f"the TCN encoder has three blocks of dim/4, dim/2, dim filters: give 3 kernel sizes "
+            fail(where, f"the TCN encoder has three blocks of dim/4, dim/2, dim filters: give 3 kernel sizes "
                          f"(got {list(self.kernel_sizes)}) and a dim divisible by 4 (got {self.dim})")
         if any(k < 1 for k in self.kernel_sizes):
-            _fail(f"{where}.kernel_sizes", f"kernel sizes must be positive, got {list(self.kernel_sizes)}")
+            fail(f"{where}.kernel_sizes", f"kernel sizes must be positive, got {list(self.kernel_sizes)}")
         if not 0.0 <= self.dropout < 1.0:
-            _fail(f"{where}.dropout", f"must lie in [0, 1), got {self.dropout}")
-        _positive(f"{where}.out_dim", self.out_dim)
+            fail(f"{where}.dropout", f"must lie in [0, 1), got {self.dropout}")
+        positive(f"{where}.out_dim", self.out_dim)
         for name, channels in self.modality_channels.items():
             if channels < 1:
-                _fail(f"{where}.modality_channels", f"modality '{name}' has {channels} channels; it needs at least 1")
+                fail(f"{where}.modality_channels", f"modality '{name}' has {channels} channels; it needs at least 1")
 
 
 @dataclass
@@ -120,145 +106,15 @@ class PretrainConfig:
     unlabeled_windows: bool = False
 
     def check(self, where: str = "pretrain") -> None:
-        _non_negative(f"{where}.epochs", self.epochs)
+        non_negative(f"{where}.epochs", self.epochs)
         if self.max_steps < -1 or self.max_steps == 0:
-            _fail(f"{where}.max_steps", f"must be -1 (every epoch) or a positive number of steps, got {self.max_steps}")
+            fail(f"{where}.max_steps", f"must be -1 (every epoch) or a positive number of steps, got {self.max_steps}")
         if self.batch_size < 2:
-            _fail(f"{where}.batch_size", f"must be at least 2 (the objectives use batch statistics), got {self.batch_size}")
-        _positive(f"{where}.lr", self.lr)
-        _non_negative(f"{where}.weight_decay", self.weight_decay)
-        _non_negative(f"{where}.seed", self.seed)
-        _non_negative(f"{where}.warmup_epochs", self.warmup_epochs)
-
-
-# ------------------------------------------------------------------ method options
-@dataclass
-class CroSSLOptions:
-    """CroSSL: latent masking of the (batch, modalities, dim) stack, VICReg between the two views."""
-
-    mask_strategy: MaskStrategy = "modality"
-    #: Probability that an entry (a modality row, an element, a latent index) is masked.
-    mask_ratio: float = 0.5
-    #: VICReg weights: the release's 10/10/100 (the VICReg paper uses 25/25/1 with an expander).
-    sim_weight: float = 10.0
-    var_weight: float = 10.0
-    cov_weight: float = 100.0
-    #: Widths of an expander MLP (Linear-BatchNorm-ReLU blocks, a plain Linear last) whose output the
-    #: loss sees, as in VICReg; the aggregator output stays the representation. Empty: none (the paper).
-    expander: tuple[int, ...] = ()
-
-    def check(self, where: str = "crossl") -> None:
-        if not 0.0 <= self.mask_ratio < 1.0:
-            _fail(f"{where}.mask_ratio", f"masking ratio {self.mask_ratio} must lie in [0, 1): "
-                                         "it is the fraction of entries masked")
-        _check_vicreg_weights(where, self)
-        if any(w < 1 for w in self.expander):
-            _fail(f"{where}.expander", f"widths must be positive, got {list(self.expander)}")
-
-
-@dataclass
-class RandomInitOptions:
-    """The untrained backbone: the floor every self-supervised number must clear. No options."""
-
-    def check(self, where: str = "random-init") -> None:
-        return None
-
-
-DEFAULT_AUGMENTATIONS: tuple[Augmentation, ...] = ("jitter", "scaling", "time_warp")
-
-
-@dataclass
-class SimCLROptions:
-    """SimCLR: NT-Xent between two augmented views of the raw windows, no latent masking."""
-
-    temperature: float = 0.1
-    augmentations: tuple[Augmentation, ...] = DEFAULT_AUGMENTATIONS
-    #: Width of the projection MLP (aggregator output -> hidden -> out_dim) the loss sees; 0: none.
-    projector_dim: int = 64
-
-    def check(self, where: str = "simclr") -> None:
-        _positive(f"{where}.temperature", self.temperature)
-        _check_augmentation_list(where, self.augmentations)
-        _non_negative(f"{where}.projector_dim", self.projector_dim)
-
-
-@dataclass
-class VICRegAugOptions:
-    """VICReg between two augmented raw views, no latent masking: what masking adds over augmentation."""
-
-    augmentations: tuple[Augmentation, ...] = DEFAULT_AUGMENTATIONS
-    sim_weight: float = 10.0
-    var_weight: float = 10.0
-    cov_weight: float = 100.0
-
-    def check(self, where: str = "vicreg-aug") -> None:
-        _check_augmentation_list(where, self.augmentations)
-        _check_vicreg_weights(where, self)
-
-
-@dataclass
-class CocoaOptions:
-    """COCOA (Deldari et al., IMWUT 2022): cross-modal agreement of per-modality embeddings."""
-
-    #: The authors' COCOA release: temperature 0.1; its summed loss weights (1/32 positive,
-    #: 3.9e-3 negative) are a negative weight of 0.5 in this mean form for two modalities.
-    temperature: float = 0.1
-    negative_weight: float = 0.5
-
-    def check(self, where: str = "cocoa") -> None:
-        _positive(f"{where}.temperature", self.temperature)
-        _non_negative(f"{where}.negative_weight", self.negative_weight)
-
-
-@dataclass
-class MAEOptions:
-    """Masked autoencoder: hide random patches of each modality's input, reconstruct them."""
-
-    #: Probability that a patch is hidden.
-    mask_ratio: float = 0.5
-    #: Patches per window and modality (a modality of T samples has patches of ceil(T / patches)).
-    patches: int = 16
-
-    def check(self, where: str = "mae") -> None:
-        if not 0.0 < self.mask_ratio < 1.0:
-            _fail(f"{where}.mask_ratio", f"must lie in (0, 1), got {self.mask_ratio}")
-        if self.patches < 2:
-            _fail(f"{where}.patches", f"must be at least 2 (some hidden, some seen), got {self.patches}")
-
-
-MethodOptions = CroSSLOptions | RandomInitOptions | SimCLROptions | VICRegAugOptions | CocoaOptions | MAEOptions
-
-#: method name -> the dataclass of its options (the config section named after the method).
-METHOD_OPTIONS: dict[str, type[Any]] = {
-    "crossl": CroSSLOptions,
-    "random-init": RandomInitOptions,
-    "simclr": SimCLROptions,
-    "vicreg-aug": VICRegAugOptions,
-    "cocoa": CocoaOptions,
-    "mae": MAEOptions,
-}
-
-
-def _check_vicreg_weights(where: str, options: CroSSLOptions | VICRegAugOptions) -> None:
-    for name in ("sim_weight", "var_weight", "cov_weight"):
-        _non_negative(f"{where}.{name}", getattr(options, name))
-
-
-def _check_augmentation_list(where: str, names: tuple[str, ...]) -> None:
-    if not names:
-        _fail(f"{where}.augmentations", f"give at least one of {list(AUGMENTATION_NAMES)}")
-
-
-def options_for(method: str, values: dict[str, Any] | None = None) -> Any:
-    """The options dataclass of ``method``, from defaults updated with ``values`` (checked)."""
-    if method not in METHOD_OPTIONS:
-        raise CrosslError(f"unknown method '{method}'; use one of {list(METHOD_NAMES)}")
-    return build_config(METHOD_OPTIONS[method], values or {}, method)
-
-
-def option_owners(name: str) -> list[str]:
-    """The methods that have an option called ``name``."""
-    return [m for m, cls in METHOD_OPTIONS.items() if name in {f.name for f in fields(cls)}]
+            fail(f"{where}.batch_size", f"must be at least 2 (the objectives use batch statistics), got {self.batch_size}")
+        positive(f"{where}.lr", self.lr)
+        non_negative(f"{where}.weight_decay", self.weight_decay)
+        non_negative(f"{where}.seed", self.seed)
+        non_negative(f"{where}.warmup_epochs", self.warmup_epochs)
 
 
 # ------------------------------------------------------------------ evaluation and trainer
@@ -291,25 +147,25 @@ class EvalConfig:
     def check(self, where: str = "evaluation") -> None:
         for name in ("protocols", "label_fractions", "seeds"):
             if not getattr(self, name):
-                _fail(f"{where}.{name}", "must not be empty")
+                fail(f"{where}.{name}", "must not be empty")
         for name in ("protocols", "label_fractions", "seeds"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
-                _fail(f"{where}.{name}", f"lists a value twice: {list(values)}")
+                fail(f"{where}.{name}", f"lists a value twice: {list(values)}")
         bad = [f for f in self.label_fractions if not 0.0 < f <= 1.0]
         if bad:
-            _fail(f"{where}.label_fractions", f"fractions must lie in (0, 1], got {bad}")
+            fail(f"{where}.label_fractions", f"fractions must lie in (0, 1], got {bad}")
         if any(s < 0 for s in self.seeds):
-            _fail(f"{where}.seeds", f"seeds must be zero or positive, got {list(self.seeds)}")
-        _non_negative(f"{where}.steps", self.steps)
-        _non_negative(f"{where}.epochs", self.epochs)
+            fail(f"{where}.seeds", f"seeds must be zero or positive, got {list(self.seeds)}")
+        non_negative(f"{where}.steps", self.steps)
+        non_negative(f"{where}.epochs", self.epochs)
         if self.steps == 0 and self.epochs == 0:
-            _fail(where, "steps and epochs are both 0: a trainable protocol would never train")
-        _positive(f"{where}.batch_size", self.batch_size)
-        _positive(f"{where}.lr", self.lr)
-        _non_negative(f"{where}.backbone_lr_scale", self.backbone_lr_scale)
+            fail(where, "steps and epochs are both 0: a trainable protocol would never train")
+        positive(f"{where}.batch_size", self.batch_size)
+        positive(f"{where}.lr", self.lr)
+        non_negative(f"{where}.backbone_lr_scale", self.backbone_lr_scale)
         if not 0.0 <= self.modality_dropout < 1.0:
-            _fail(f"{where}.modality_dropout", f"must lie in [0, 1), got {self.modality_dropout}")
+            fail(f"{where}.modality_dropout", f"must lie in [0, 1), got {self.modality_dropout}")
 
 
 def step_budget(config: EvalConfig, num_labeled: int) -> int:
@@ -343,12 +199,12 @@ class TrainerConfig:
 
     def check(self, where: str = "trainer") -> None:
         if self.num_nodes < 1:
-            _fail(f"{where}.num_nodes", f"number of nodes must be a positive integer, got {self.num_nodes!r}")
+            fail(f"{where}.num_nodes", f"number of nodes must be a positive integer, got {self.num_nodes!r}")
         if self.logger != "csv":
             import importlib.util
 
             if importlib.util.find_spec(self.logger) is None:  # each logger's package has the logger's name
-                _fail(f"{where}.logger", f"'{self.logger}' needs the {self.logger} package: "
+                fail(f"{where}.logger", f"'{self.logger}' needs the {self.logger} package: "
                                          f"pip install 'crossl[{self.logger}]', or use csv")
 
 
@@ -383,10 +239,10 @@ class RunConfig:
         check_config(self)
 
     def to_dict(self) -> dict[str, Any]:
-        plain = _plain(asdict(self))
-        options = plain.pop("options")
-        ordered = {"dataset": plain.pop("dataset"), "method": plain.pop("method"), self.method: options}
-        return {**ordered, **plain}
+        values = plain(asdict(self))
+        options = values.pop("options")
+        ordered = {"dataset": values.pop("dataset"), "method": values.pop("method"), self.method: options}
+        return {**ordered, **values}
 
     def save(self, path: Path) -> None:
         write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -433,17 +289,11 @@ def demo_config(quick: bool) -> RunConfig:
 
 
 # ------------------------------------------------------------------ building and checking
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def plain_config(config: Any) -> dict[str, Any]:
-    """A config dataclass as plain YAML/JSON-ready data (tuples as lists)."""
-    return _plain(asdict(config))
+def options_for(method: str, values: dict[str, Any] | None = None) -> Any:
+    """The options dataclass of ``method``, from defaults updated with ``values`` (checked)."""
+    if method not in METHOD_OPTIONS:
+        raise CrosslError(f"unknown method '{method}'; use one of {list(METHOD_NAMES)}")
+    return build_config(METHOD_OPTIONS[method], values or {}, method)
 
 
 def build_config(cls: type, obj: Any, where: str) -> Any:
@@ -463,23 +313,10 @@ def build_config(cls: type, obj: Any, where: str) -> Any:
         if dataclasses.is_dataclass(default):
             kwargs[name] = build_config(type(default), value, f"{where}.{name}")
         else:
-            kwargs[name] = _coerce(value, hints[name], known[name], f"{where}.{name}")
+            kwargs[name] = coerce(value, hints[name], known[name], f"{where}.{name}")
     instance = cls(**kwargs)
     check_config(instance, where)
     return instance
-
-
-def _coerce(value: Any, kind: Any, spec: dataclasses.Field[Any], where: str) -> Any:
-    """YAML's lists become tuples and a lone value a 1-tuple; integers may stand for floats."""
-    if get_origin(kind) is tuple and not isinstance(value, (list, tuple)):
-        value = (value,)
-    if get_origin(kind) is tuple:
-        return tuple(value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is str and spec.metadata.get("accepts_int") and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
 
 
 def check_config(config: Any, where: str | None = None) -> None:
@@ -493,7 +330,7 @@ def check_config(config: Any, where: str | None = None) -> None:
         if dataclasses.is_dataclass(value):
             check_config(value, spec.name if where == "config" else f"{where}.{spec.name}")
         else:
-            _check_type(value, hints[spec.name], f"{where}.{spec.name}")
+            check_type(value, hints[spec.name], f"{where}.{spec.name}")
     if isinstance(config, RunConfig):
         expected = METHOD_OPTIONS.get(config.method)
         if expected is None:
@@ -513,54 +350,3 @@ def _default_where(config: Any) -> str:
             return name
     return {"ModelConfig": "model", "PretrainConfig": "pretrain", "EvalConfig": "evaluation",
             "TrainerConfig": "trainer"}.get(type(config).__name__, "config")
-
-
-def _describe(kind: Any) -> str:
-    origin = get_origin(kind)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(kind))
-    if origin is tuple:
-        return f"a list of {_describe(get_args(kind)[0])}"
-    if origin is dict:
-        key, val = get_args(kind)
-        return f"a mapping of {_describe(key)} to {_describe(val)}"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))
-
-
-def _type_ok(value: Any, kind: Any) -> bool:
-    origin = get_origin(kind)
-    if origin is Literal:
-        return isinstance(value, str) and value in get_args(kind)
-    if origin is tuple:
-        item = get_args(kind)[0]
-        return isinstance(value, tuple) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        key, val = get_args(kind)
-        return isinstance(value, dict) and all(_type_ok(k, key) and _type_ok(v, val) for k, v in value.items())
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, k) for k in get_args(kind))
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is str:
-        return isinstance(value, str)
-    return True
-
-
-def _check_type(value: Any, kind: Any, where: str) -> None:
-    if _type_ok(value, kind):
-        return
-    if get_origin(kind) is Literal and isinstance(value, str):
-        raise CrosslError(f"{where}: unknown value {value!r}; use one of {list(get_args(kind))}")
-    if get_origin(kind) is tuple and get_origin(get_args(kind)[0]) is Literal and isinstance(value, tuple):
-        choices = get_args(get_args(kind)[0])
-        unknown = [v for v in value if v not in choices]
-        raise CrosslError(f"{where}: unknown value(s) {unknown}; use any of {list(choices)}")
-    shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
-    hint = ""
-    if isinstance(value, str) and kind in (int, float):
-        hint = " (write it as a number, e.g. 1.0e-3 rather than 1e-3 in YAML)"
-    raise CrosslError(f"{where} must be {_describe(kind)}, got {shown}{hint}")

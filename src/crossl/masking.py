@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from crossl.config import MASK_STRATEGIES, MaskStrategy
 from crossl.errors import CrosslError
+from crossl.method_options import MASK_STRATEGIES, MaskStrategy
 
 __all__ = ["MASK_STRATEGIES", "MaskStrategy", "apply_mask", "check_mask_args", "draw_keep_mask", "drop_modalities",
            "modality_kept"]

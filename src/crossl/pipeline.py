@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from crossl.api import CroSSL
-from crossl.config import RunConfig, demo_config, plain_config
+from crossl.config import RunConfig, demo_config
+from crossl.config_fields import plain_config
 from crossl.data.container import WindowSet
 from crossl.data.datasets import load_dataset, load_with_unlabeled
 from crossl.data.splits import Split, check_fingerprint, data_fingerprint, default_split

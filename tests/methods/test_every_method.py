@@ -13,11 +13,12 @@ import torch
 from conftest import small_model_configs, synthetic_arrays
 
 from crossl.api import CroSSL
-from crossl.config import METHOD_NAMES, METHOD_OPTIONS, PROTOCOL_NAMES, EvalConfig, options_for
+from crossl.config import METHOD_NAMES, PROTOCOL_NAMES, EvalConfig, options_for
 from crossl.data.container import WindowSet
 from crossl.data.splits import split_by_subjects
 from crossl.errors import CrosslError
 from crossl.evaluation.protocols import PROTOCOLS
+from crossl.method_options import METHOD_OPTIONS
 from crossl.methods import METHODS, method_class
 
 N_WINDOWS = 48

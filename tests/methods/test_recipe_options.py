@@ -13,8 +13,9 @@ from conftest import small_model_configs, synthetic_arrays
 from torch import nn
 
 from crossl.api import CroSSL
-from crossl.config import CroSSLOptions, PretrainConfig, RunConfig
+from crossl.config import PretrainConfig, RunConfig
 from crossl.errors import CrosslError
+from crossl.method_options import CroSSLOptions
 from crossl.methods.base import lr_factor
 from crossl.methods.crossl import expander_mlp
 

@@ -30,8 +30,9 @@ from crossl.bench.gridfile import (
     read_grid_file,
 )
 from crossl.bench.spec import SCORE_PARTS, Cell, EvalRequest, Grid
-from crossl.config import MASK_STRATEGIES, METHOD_NAMES, PROTOCOL_NAMES, RunConfig
+from crossl.config import METHOD_NAMES, PROTOCOL_NAMES, RunConfig
 from crossl.errors import CrosslError
+from crossl.method_options import MASK_STRATEGIES
 
 #: Protocols that read a pretrained model; ``supervised`` has a cell of its own.
 PRETRAINED_PROTOCOLS = tuple(p for p in PROTOCOL_NAMES if p != "supervised")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from crossl.bench.gridfile import GridFile
-from crossl.config import RunConfig, options_for, plain_config
+from crossl.config import RunConfig, options_for
+from crossl.config_fields import plain_config
 
 SCORE_PARTS = {"test": "test", "validation": "val"}
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 
-from crossl.config import CocoaOptions, PretrainConfig
+from crossl.config import PretrainConfig
 from crossl.errors import CrosslError
 from crossl.losses import CocoaLoss
+from crossl.method_options import CocoaOptions
 from crossl.methods.base import PretrainMethod, Stage
 from crossl.models.backbone import CrossModalBackbone
 from crossl.representation import representation_stats

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crossl.config import CroSSLOptions, PretrainConfig
+from crossl.config import PretrainConfig
 from crossl.losses import VICRegLoss
 from crossl.masking import draw_keep_mask
+from crossl.method_options import CroSSLOptions
 from crossl.methods.base import PretrainMethod, Stage, vicreg_outputs
 from crossl.models.backbone import CrossModalBackbone
 from crossl.representation import representation_stats

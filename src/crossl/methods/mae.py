@@ -7,8 +7,9 @@ import math
 import torch
 from torch import nn
 
-from crossl.config import MAEOptions, PretrainConfig
+from crossl.config import PretrainConfig
 from crossl.losses import MaskedReconstructionLoss, draw_patch_mask
+from crossl.method_options import MAEOptions
 from crossl.methods.base import PretrainMethod, Stage
 from crossl.models.backbone import CrossModalBackbone
 from crossl.representation import representation_stats

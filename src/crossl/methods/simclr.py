@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crossl.config import PretrainConfig, SimCLROptions
+from crossl.config import PretrainConfig
 from crossl.losses import NTXentLoss
+from crossl.method_options import SimCLROptions
 from crossl.methods.augmented import AugmentedViewsMethod
 from crossl.methods.base import Stage
 from crossl.models.backbone import CrossModalBackbone

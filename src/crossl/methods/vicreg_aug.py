@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from crossl.config import PretrainConfig, VICRegAugOptions
+from crossl.config import PretrainConfig
 from crossl.losses import VICRegLoss
+from crossl.method_options import VICRegAugOptions
 from crossl.methods.augmented import AugmentedViewsMethod
 from crossl.methods.base import Stage, vicreg_outputs
 from crossl.models.backbone import CrossModalBackbone

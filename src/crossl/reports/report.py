@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from crossl.config import RunConfig, plain_config
+from crossl.config import RunConfig
+from crossl.config_fields import plain_config
 from crossl.data.container import WindowSet
 from crossl.data.splits import Split
 from crossl.evaluation.metrics import summarize
