@@ -39,7 +39,8 @@ def run_data(args: argparse.Namespace) -> None:
 
             windows = read_release(args.release, args.folder)
         else:
-            from crossl.data.importers import import_folder, load_import_spec
+            from crossl.data.import_spec import load_import_spec
+            from crossl.data.importers import import_folder
 
             windows = import_folder(args.folder, load_import_spec(args.spec), strict=args.strict)
         target = windows.save(args.out or crossl_home() / "datasets" / windows.meta.name)

@@ -8,7 +8,8 @@ import edfio
 import numpy as np
 import pytest
 
-from crossl.data.importers import import_folder, import_spec_from_dict
+from crossl.data.import_spec import import_spec_from_dict
+from crossl.data.importers import import_folder
 from crossl.data.signal_files import parse_wfdb_header, read_wfdb_recording
 from crossl.errors import CrosslError
 

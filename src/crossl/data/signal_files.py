@@ -29,7 +29,7 @@ from crossl.errors import CrosslError
 if TYPE_CHECKING:
     import edfio
 
-    from crossl.data.importers import ImportSpec
+    from crossl.data.import_spec import ImportSpec
 
 
 def _check_rate(path: Path, what: str, found: float, spec: ImportSpec, modality: str) -> None:
