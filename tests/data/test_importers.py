@@ -18,7 +18,8 @@ import pytest
 
 from crossl.data.container import WindowSet
 from crossl.data.import_spec import ImportSpec, import_spec_from_dict, load_import_spec
-from crossl.data.importers import import_folder, read_csv_recording, recording_from_arrays
+from crossl.data.importers import import_folder, read_csv_recording
+from crossl.data.recording import recording_from_arrays
 from crossl.data.splits import default_split
 from crossl.data.windowing import WindowRule, window_recording
 from crossl.errors import CrosslError

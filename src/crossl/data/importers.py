@@ -1,5 +1,5 @@
-"""The user's own recordings: files described by an import spec (:mod:`crossl.data.import_spec`),
-or arrays from Python.
+"""The user's own recordings: files described by an import spec (:mod:`crossl.data.import_spec`);
+arrays from Python go through :func:`crossl.data.recording.recording_from_arrays`.
 
 How a file becomes a :class:`~crossl.data.recording.Recording` (nothing is resampled):
 
@@ -37,7 +37,7 @@ import importlib
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ import numpy as np
 
 from crossl.data.container import WindowSet
 from crossl.data.import_spec import ImportSpec
-from crossl.data.recording import Recording
+from crossl.data.recording import TIME_SLACK, Recording
 from crossl.data.windowing import RecordingWindows, window_recording, windows_to_set
 from crossl.errors import CrosslError
 
@@ -57,8 +57,6 @@ MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 #: A jump between consecutive samples longer than this is a corrupt timestamp or two sessions in one
 #: file, not a gap to fill: filling it would allocate hours of NaN rows.
 MAX_GAP_S = 3600.0
-#: Slack for float products of seconds and rates (11.996 s x 250 Hz may land a hair under 2999).
-_EPS = 1e-6
 
 # --- reading a file ---------------------------------------------------------------------------------
 
@@ -290,7 +288,7 @@ def read_csv_recording(path: str | Path, spec: ImportSpec) -> Recording:
 
         def series_length(index: np.ndarray, rate: float) -> int:
             # To the end of the file, so that a modality ending early does not cut the others' windows.
-            return max(int(index[-1]) + 1 if index.size else 0, int(math.floor(span * rate + _EPS)) + 1)
+            return max(int(index[-1]) + 1 if index.size else 0, int(math.floor(span * rate + TIME_SLACK)) + 1)
 
         for m, source in spec.modalities.items():
             values = np.stack([table.numeric[c] for c in source.columns], axis=1)
@@ -308,7 +306,7 @@ def read_csv_recording(path: str | Path, spec: ImportSpec) -> Recording:
             labels[index] = codes[labelled]
         else:
             label_rate = max(s.rate for s in spec.modalities.values())
-            labels = np.full(int(math.floor(span * label_rate + _EPS)) + 1, -1, dtype=np.int64)
+            labels = np.full(int(math.floor(span * label_rate + TIME_SLACK)) + 1, -1, dtype=np.int64)
     return Recording(signals, {m: float(s.rate) for m, s in spec.modalities.items()}, labels, float(label_rate),
                      subject, path.stem, {m: s.columns for m, s in spec.modalities.items()})
 
@@ -378,66 +376,3 @@ def import_folder(folder: str | Path, spec: ImportSpec, strict: bool = False,
     extra = {**meta.extra, "source": "import", "spec": spec.source, "folder": str(folder.resolve()),
              "files": len(files), "skipped": skipped}
     return windows_to_set(parts, replace(meta, extra=extra))
-
-
-# --- arrays from Python -----------------------------------------------------------------------------
-
-
-def recording_from_arrays(
-    signals: Mapping[str, np.ndarray],
-    rates: Mapping[str, float],
-    labels: np.ndarray | None,
-    label_rate: float | None,
-    subject: int,
-    session: str = "",
-) -> Recording:
-    """A :class:`Recording` from arrays, checked: ``signals`` ``{modality: (T_m, C_m)}`` (or ``(T_m,)``,
-    one channel) of real numbers at ``rates[modality]`` Hz, NaN = gap; ``labels`` ``(T_l,)`` whole
-    numbers at ``label_rate`` Hz (raw codes for the windowing's label map; -1 = unlabeled), or None
-    for unlabeled (then ``label_rate`` may be None too). Arrays are copied as float32 / int64;
-    channels are named ``{modality}{index}``.
-    """
-    where = f"recording_from_arrays(subject={subject!r}, session={session!r})"
-    if not signals:
-        raise CrosslError(f"{where}: no signals; pass {{modality: array of shape (time, channels)}}")
-    if set(rates) != set(signals):
-        raise CrosslError(f"{where}: rates given for {sorted(rates)}, signals for {sorted(signals)}; give one rate "
-                          "per modality")
-    if isinstance(subject, (bool, np.bool_)) or not isinstance(subject, (int, np.integer)):
-        raise CrosslError(f"{where}: subject must be an integer id")
-    arrays: dict[str, np.ndarray] = {}
-    checked_rates: dict[str, float] = {}
-    for m, values in signals.items():
-        arr = np.asarray(values)
-        arr = arr[:, None] if arr.ndim == 1 else arr
-        if arr.ndim != 2 or arr.shape[1] < 1:
-            raise CrosslError(f"{where}: modality '{m}' has shape {arr.shape}; pass (time, channels)")
-        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-            raise CrosslError(f"{where}: modality '{m}' has dtype {arr.dtype}; pass real numbers")
-        arrays[str(m)] = np.array(arr, dtype=np.float32, copy=True)
-        rate = rates[m]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)) \
-                or not 0 < float(rate) < math.inf:
-            raise CrosslError(f"{where}: modality '{m}' has rate {rate!r}; give a positive number of Hz")
-        checked_rates[str(m)] = float(rate)
-    if labels is None:
-        # Unlabeled throughout, on a time base that covers the longest modality (never the shortest limit).
-        label_rate = float(label_rate) if label_rate is not None else max(checked_rates.values())
-        longest = max(len(a) / checked_rates[m] for m, a in arrays.items())
-        label_arr = np.full(int(math.ceil(longest * label_rate - _EPS)), -1, dtype=np.int64)
-    else:
-        raw = np.asarray(labels)
-        if raw.ndim != 1:
-            raise CrosslError(f"{where}: labels have shape {raw.shape}; pass (time,)")
-        if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.number):
-            raise CrosslError(f"{where}: labels have dtype {raw.dtype}; pass integer codes (-1 = unlabeled)")
-        if not np.issubdtype(raw.dtype, np.integer) and not (np.isfinite(raw) & (raw == np.round(raw))).all():
-            raise CrosslError(f"{where}: labels hold values that are not whole numbers (NaN included); pass integer "
-                              "codes, -1 where unlabeled")
-        if label_rate is None:
-            raise CrosslError(f"{where}: labels are given without label_rate; pass their rate in Hz")
-        label_arr = raw.astype(np.int64)
-    if isinstance(label_rate, bool) or not 0 < float(label_rate) < math.inf:
-        raise CrosslError(f"{where}: label_rate {label_rate!r}; give a positive number of Hz")
-    names = {m: tuple(f"{m}{c}" for c in range(a.shape[1])) for m, a in arrays.items()}
-    return Recording(arrays, checked_rates, label_arr, float(label_rate), int(subject), session, names)
