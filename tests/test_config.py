@@ -188,3 +188,12 @@ def test_config_module_is_a_leaf():
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('crossl.methods', 'crossl.models'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_split_fold_round_trips_and_must_not_be_negative(tmp_path):
+    config = RunConfig.from_dict({"split": {"fold": 3}})
+    assert config.split.fold == 3
+    config.save(tmp_path / "c.yaml")
+    assert RunConfig.load(tmp_path / "c.yaml").split.fold == 3
+    with pytest.raises(CrosslError, match=r"split\.fold"):
+        RunConfig.from_dict({"split": {"fold": -1}})

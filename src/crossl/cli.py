@@ -53,6 +53,7 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--augmentations", "options", "augmentations", _strings,
      "simclr, vicreg-aug: comma list of jitter, scaling, rotation, permutation, time_warp, channel_dropout"),
     ("--seed", "pretrain", "seed", int, "pretraining seed"),
+    ("--fold", "split", "fold", int, "leave-one-subject-out sets (e.g. pamap2-loso): the held-out subject, 0..subjects-1"),
     ("--aggregator", "model", "aggregator", str, "mlp | attention"),
     ("--protocols", "evaluation", "protocols", _strings, "comma list of linear, mlp, finetune, supervised"),
     ("--fractions", "evaluation", "label_fractions", _floats, "comma list of label fractions, e.g. 0.01,0.1,1"),
@@ -204,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--spec", type=Path, help="YAML import spec (README: 'Your own recordings')")
     source.add_argument("--release", choices=("sleepedf", "wesad", "pamap2"),
                         help="the release's layout: sleep/*.npz, wesad/x_*.npy or pamap2/X_*.npy")
+    imp.add_argument("--release-split", action="store_true",
+                     help="with --release: keep the release's split (wesad: each subject's train/test files; pamap2: "
+                          "leave-one-subject-out, --fold K) instead of a subject-wise one")
     imp.add_argument("--out", type=Path, help="where to write the prepared dataset (default $CROSSL_HOME/datasets/NAME)")
     imp.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
     down = data_sub.add_parser("download", help="download a preset's raw files (pamap2, sleepedf20, sleepedf78; "

@@ -28,8 +28,9 @@ def run_data(args: argparse.Namespace) -> None:
     if args.data_command == "presets":
         from crossl.data.presets import PRESETS
 
+        width = max(len(name) for name in PRESETS)
         for name, preset in PRESETS.items():
-            print(f"{name:<12} {preset.spec.description}; {preset.note}")
+            print(f"{name:<{width}}  {preset.spec.description}; {preset.note}")
         return
     if args.data_command == "import":
         from crossl.data.cache import crossl_home
@@ -37,8 +38,10 @@ def run_data(args: argparse.Namespace) -> None:
         if args.release:
             from crossl.data.datasets.release import read_release
 
-            windows = read_release(args.release, args.folder)
+            windows = read_release(args.release, args.folder, release_split=args.release_split)
         else:
+            if args.release_split:
+                raise CrosslError("--release-split keeps the split of the authors' release files; use it with --release")
             from crossl.data.import_spec import load_import_spec
             from crossl.data.importers import import_folder
 

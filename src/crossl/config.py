@@ -117,6 +117,19 @@ class PretrainConfig:
         non_negative(f"{where}.warmup_epochs", self.warmup_epochs)
 
 
+# ------------------------------------------------------------------ the split
+@dataclass
+class SplitConfig:
+    """Which split of the dataset a run uses (the dataset names its scheme: :mod:`crossl.data.splits`)."""
+
+    #: Leave-one-subject-out sets only: the held-out test subject's position among the sorted
+    #: subject ids (the next subject is validation). 0 elsewhere.
+    fold: int = 0
+
+    def check(self, where: str = "split") -> None:
+        non_negative(f"{where}.fold", self.fold)
+
+
 # ------------------------------------------------------------------ evaluation and trainer
 @dataclass
 class EvalConfig:
@@ -223,6 +236,7 @@ class RunConfig:
     dataset: str = "hapt"
     method: MethodName = "crossl"
     options: Any = field(default_factory=CroSSLOptions)
+    split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
@@ -348,5 +362,5 @@ def _default_where(config: Any) -> str:
     for name, cls in METHOD_OPTIONS.items():
         if type(config) is cls:
             return name
-    return {"ModelConfig": "model", "PretrainConfig": "pretrain", "EvalConfig": "evaluation",
+    return {"SplitConfig": "split", "ModelConfig": "model", "PretrainConfig": "pretrain", "EvalConfig": "evaluation",
             "TrainerConfig": "trainer"}.get(type(config).__name__, "config")

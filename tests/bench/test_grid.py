@@ -158,6 +158,8 @@ def test_a_setting_added_later_at_its_neutral_value_keeps_the_cell_id(data: Path
     for section, key in NEUTRAL_DEFAULTS:
         if isinstance(cell.config.get(section), dict):
             cell.config[section].pop(key, None)  # as a config made before the setting existed
+            if not cell.config[section]:
+                del cell.config[section]  # a section added later: absent before
     assert cell.id == before
     cell.config["pretrain"]["lr_schedule"] = "cosine"  # any other value computes something else
     assert cell.id != before

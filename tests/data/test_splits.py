@@ -1,18 +1,25 @@
-"""Subject-wise splits, nested label fractions, and train-only channel normalisation."""
+"""Splits (subject-wise, within-subject, leave-one-subject-out, stored per window), nested label
+fractions, and train-only channel normalisation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from crossl.data.container import WindowSet
+from crossl.data.container import DatasetMeta, WindowSet
 from crossl.data.splits import (
     Split,
+    default_split,
     fit_channel_stats,
+    leave_one_subject_out,
     nested_label_subsets,
     normalize_arrays,
+    overlap_gap,
     random_subject_split,
     split_by_subjects,
+    split_kind,
+    window_parts_split,
+    within_subject_split,
 )
 from crossl.errors import CrosslError
 
@@ -21,6 +28,81 @@ from crossl.errors import CrosslError
 
 def _subjects(num_subjects: int = 10, per_subject: int = 7) -> np.ndarray:
     return np.repeat(np.arange(1, num_subjects + 1), per_subject)
+
+
+def _set(subjects: np.ndarray, labels: np.ndarray, **extra: object) -> WindowSet:
+    n = len(subjects)
+    meta = DatasetMeta(name="toy", modality_names=("a",), channel_names={"a": ("x",)}, sampling_rates={"a": 10.0},
+                       class_names=("c0", "c1"), extra=dict(extra))
+    return WindowSet({"a": np.zeros((n, 4, 1), np.float32)}, np.ones((n, 1), bool), labels, subjects, meta)
+
+
+def test_within_subject_split_cuts_each_subject_and_class_in_time():
+    # two subjects x two classes x 20 windows, classes in blocks as in a protocol recording
+    subjects = np.repeat([3, 5], 40)
+    labels = np.tile(np.repeat([0, 1], 20), 2)
+    split = within_subject_split(subjects, labels)
+    assert split.subjects == {"train": [3, 5], "val": [3, 5], "test": [3, 5]}
+    for subject in (3, 5):
+        for label in (0, 1):
+            rows = np.flatnonzero((subjects == subject) & (labels == label))
+            train, val, test = (np.intersect1d(rows, part) for part in (split.train, split.val, split.test))
+            assert (len(train), len(val), len(test)) == (14, 2, 4)
+            assert train.max() < val.min() and val.max() < test.min()  # later windows are val, then test
+
+
+def test_within_subject_split_leaves_out_the_windows_that_overlap_a_cut():
+    subjects, labels = np.zeros(20, np.int64), np.zeros(20, np.int64)
+    split = within_subject_split(subjects, labels, gap=1)
+    # 14 train, then 2 val of which the first overlaps train, then 4 test of which the first overlaps val
+    assert split.train.tolist() == list(range(14))
+    assert split.val.tolist() == [15] and split.test.tolist() == [17, 18, 19]
+
+
+def test_overlap_gap_counts_the_windows_a_window_overlaps():
+    s = np.zeros(4, np.int64)
+    assert overlap_gap(_set(s, s, window_s=1000 / 700, stride_s=500 / 700)) == 1
+    assert overlap_gap(_set(s, s, window_s=5.12, stride_s=1.28)) == 3
+    assert overlap_gap(_set(s, s, window_s=30.0, stride_s=30.0)) == 0
+    assert overlap_gap(_set(s, s)) == 0
+
+
+def test_leave_one_subject_out_holds_out_the_folds_subject_and_the_next_for_validation():
+    subjects = np.repeat([108, 101, 104, 102], 3)
+    split = leave_one_subject_out(subjects, 3)
+    assert split.subjects == {"train": [102, 104], "val": [101], "test": [108]}
+    assert subjects[split.test].tolist() == [108] * 3
+    with pytest.raises(CrosslError, match=r"fold 4 is out of range.*folds 0-3"):
+        leave_one_subject_out(subjects, 4)
+
+
+def test_window_parts_split_follows_the_stored_runs():
+    subjects = np.repeat([2, 3], 3)
+    split = window_parts_split(subjects, [["train", 2], ["test", 1], ["train", 1], ["test", 2]])
+    assert split.train.tolist() == [0, 1, 3] and split.test.tolist() == [2, 4, 5] and split.val.size == 0
+    with pytest.raises(CrosslError, match="covers 5 windows, the set has 6"):
+        window_parts_split(subjects, [["train", 3], ["test", 2]])
+    with pytest.raises(CrosslError, match="each entry is"):
+        window_parts_split(subjects, [["training", 3], ["test", 3]])
+
+
+def test_default_split_follows_the_sets_scheme_and_refuses_a_fold_elsewhere():
+    subjects, labels = np.repeat([1, 2, 3], 10), np.zeros(30, np.int64)
+    loso = default_split(_set(subjects, labels, split_scheme="leave-one-subject-out"), fold=1)
+    assert loso.subjects["test"] == [2] and loso.data is not None
+    within = default_split(_set(subjects, labels, split_scheme="within-subject"))
+    assert within.subjects["test"] == [1, 2, 3]
+    stored = default_split(_set(subjects, labels, window_parts=[["train", 20], ["test", 10]]))
+    assert stored.test.tolist() == list(range(20, 30))
+    with pytest.raises(CrosslError, match="--fold 1: toy is not split leave-one-subject-out"):
+        default_split(_set(subjects, labels, default_split={"train": [1], "val": [2], "test": [3]}), fold=1)
+    with pytest.raises(CrosslError, match="unknown split_scheme 'by-day'"):
+        default_split(_set(subjects, labels, split_scheme="by-day"))
+
+
+def test_split_kind_says_when_parts_share_subjects():
+    assert split_kind({"train": [1, 2], "val": [3], "test": [4]}) == "by subject"
+    assert split_kind({"train": [1, 2], "val": [], "test": [2]}).startswith("within subjects")
 
 
 def test_split_by_subjects_parts_are_disjoint_and_cover_listed_subjects():

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from crossl.bench.spec import Grid
+from crossl.data.splits import split_kind
 from crossl.evaluation.statistics import Comparison, Summary, paired_comparison, summarize_scores
 from crossl.io import write_text_atomic
 from crossl.reports.machine import cpu_model
@@ -269,7 +270,7 @@ def _split_line(grid: Grid, out: Path, dataset: str) -> str:
         path = out / "cells" / cell.id / "split.json"
         if cell.dataset == dataset and path.is_file():
             subjects = json.loads(path.read_text(encoding="utf-8"))["subjects"]
-            return (f"- split by subject: train {subjects['train']}, validation {subjects['val']}, "
+            return (f"- split {split_kind(subjects)}: train {subjects['train']}, validation {subjects['val']}, "
                     f"test {subjects['test']}; label subsets drawn from the training subjects "
                     "(every cell saves `split.json` and `label_subsets.json`)")
     return "- split: no cell has finished yet"

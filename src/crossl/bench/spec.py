@@ -23,6 +23,7 @@ SCORE_PARTS = {"test": "test", "validation": "val"}
 #: config without the setting computed. A cell holding that value keeps the id it had before the
 #: setting existed; any other value is a new cell. Add every new setting here with its neutral value.
 NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("split", "fold"): 0,
     ("model", "aggregator_norm"): True,
     ("pretrain", "lr_schedule"): "constant",
     ("pretrain", "warmup_epochs"): 0.0,
@@ -87,6 +88,8 @@ class Cell:
             values = config.get(section)
             if isinstance(values, dict) and key in values and values[key] == neutral:
                 del values[key]
+                if not values:  # a section added later with its neutral values only
+                    del config[section]
         return {"dataset": self.dataset, "method": self.method, "config": config,
                 "kept": self.kept, "split_seed": self.split_seed, "score_on": self.score_on}
 

@@ -23,6 +23,7 @@ from crossl.data.cache import crossl_home
 from crossl.data.container import WindowSet
 from crossl.data.recording import Recording
 from crossl.data.spec import DatasetSpec
+from crossl.data.splits import SplitScheme
 from crossl.data.windowing import RecordingWindows, WindowRule, window_recording, windows_to_set
 from crossl.errors import CrosslError
 from crossl.io import write_json_atomic
@@ -52,6 +53,7 @@ PAMAP2_CLASSES = (
     ("nordic_walking", 7), ("ascending_stairs", 12), ("descending_stairs", 13), ("vacuum_cleaning", 16),
     ("ironing", 17), ("rope_jumping", 24),
 )
+PAMAP2_SUBJECTS = tuple(range(101, 109))
 PAMAP2_SPLIT = {"train": (101, 102, 103, 104, 105), "val": (106,), "test": (107, 108)}
 WESAD_SUBJECTS = tuple(k for k in range(2, 18) if k != 12)
 WESAD_SPLIT = {"train": WESAD_SUBJECTS[:10], "val": WESAD_SUBJECTS[10:12], "test": WESAD_SUBJECTS[12:]}
@@ -59,7 +61,7 @@ WESAD_CLASSES = ("baseline", "stress", "amusement", "meditation")
 SLEEP_CLASSES = ("W", "N1", "N2", "N3", "REM")
 
 
-def _pamap2(name: str, heart_rate: bool, note: str) -> Preset:
+def _pamap2(name: str, heart_rate: bool, note: str, split_scheme: SplitScheme = "subjects") -> Preset:
     modalities = PAMAP2_IMUS + (("heart_rate",) if heart_rate else ())
     rates = {m: 100.0 for m in PAMAP2_IMUS} | ({"heart_rate": 9.0} if heart_rate else {})
     channels = {m: _imu_channels(m.split("_")[1]) for m in PAMAP2_IMUS} | (
@@ -70,20 +72,25 @@ def _pamap2(name: str, heart_rate: bool, note: str) -> Preset:
         label_map={code: i for i, (_, code) in enumerate(PAMAP2_CLASSES)},
         # 5.12 s = the release's 512 samples at 100 Hz; half-window stride.
         rule=WindowRule(window_s=5.12, stride_s=2.56, label_rule="pure", max_gap_share=0.1),
-        default_split=PAMAP2_SPLIT,
+        default_split=PAMAP2_SPLIT if split_scheme == "subjects" else None,
+        split_scheme=split_scheme,
         description="PAMAP2 protocol: three IMUs (hand, chest, ankle) x acc (+-16 g) / gyro at 100 Hz, 12 activities",
     )
-    return Preset(spec, "pamap2", {}, note)
+    # Subject 109 holds almost no protocol data: leave-one-subject-out uses 101-108, as the release
+    # did (the subject split never lists 109).
+    options = {"subjects": PAMAP2_SUBJECTS} if split_scheme == "leave-one-subject-out" else {}
+    return Preset(spec, "pamap2", options, note)
 
 
 def _wesad(name: str, device: str, modalities: tuple[str, ...], rates: dict[str, float], window_s: float,
-           stride_s: float, note: str) -> Preset:
+           stride_s: float, note: str, split_scheme: SplitScheme = "subjects") -> Preset:
     channels = {m: _imu_channels("acc") if m == "acc" else (m,) for m in modalities}
     spec = DatasetSpec(
         name=name, modalities=modalities, rates=rates, channel_names=channels, class_names=WESAD_CLASSES,
         label_map={1: 0, 2: 1, 3: 2, 4: 3},
         rule=WindowRule(window_s=window_s, stride_s=stride_s, label_rule="pure", max_gap_share=0.1),
-        default_split=WESAD_SPLIT,
+        default_split=WESAD_SPLIT if split_scheme == "subjects" else None,
+        split_scheme=split_scheme,
         description=f"WESAD {device}: baseline / stress / amusement / meditation, 15 subjects",
     )
     return Preset(spec, "wesad", {"device": device, "modalities": modalities}, note)
@@ -110,10 +117,18 @@ PRESETS: dict[str, Preset] = {
                 note="the release's modalities, window and classes; a subject split (train 101-105, val 106, "
                      "test 107-108) where the release ran leave-one-subject-out"),
         _pamap2("pamap2-hr", heart_rate=True, note="pamap2 plus heart rate as its own modality at 9 Hz"),
+        _pamap2("pamap2-loso", heart_rate=False, split_scheme="leave-one-subject-out",
+                note="the release's choices: modalities, window, classes and leave-one-subject-out over subjects "
+                     "101-108 (--fold K holds out the K-th; the next one is validation)"),
         _wesad("wesad", "chest", ("ecg", "emg", "eda"), {"ecg": 700.0, "emg": 700.0, "eda": 700.0},
                1000 / 700, 500 / 700,
                note="the release's modalities and 1000-sample windows; subject-disjoint split, where the "
-                    "release split each subject's windows into train and test"),
+                    "release split each subject's windows into train and test (that is wesad-within-subject)"),
+        _wesad("wesad-within-subject", "chest", ("ecg", "emg", "eda"), {"ecg": 700.0, "emg": 700.0, "eda": 700.0},
+               1000 / 700, 500 / 700, split_scheme="within-subject",
+               note="the release's choices, within-subject split included: each subject's windows of each class "
+                    "cut in time (70% train, 10% val, 20% test, no window overlapping the cut); scores it gives "
+                    "are not about new people: use wesad for that"),
         _wesad("wesad-wrist", "wrist", ("bvp", "acc", "eda", "temp"),
                {"bvp": 64.0, "acc": 32.0, "eda": 4.0, "temp": 4.0}, 8.0, 4.0,
                note="the wrist device at its native rates: four modalities, four window lengths"),
@@ -140,6 +155,9 @@ def recording_sources(preset: Preset, raw: Path) -> list[Source]:
         from crossl.data.datasets import pamap2
 
         files = sorted(raw.glob("Protocol/subject10*.dat")) or sorted(raw.glob("subject10*.dat"))
+        subjects = preset.options.get("subjects")
+        if subjects is not None:
+            files = [f for f in files if pamap2.subject_of(f) in subjects]
         return [(str(f.relative_to(raw)), lambda f=f: pamap2.read_recording(f)) for f in files]  # type: ignore[misc]
     if preset.reader == "wesad":
         from crossl.data.datasets import wesad

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crossl.data.container import DatasetMeta
-from crossl.data.splits import SPLIT_NAMES
+from crossl.data.splits import SPLIT_NAMES, SPLIT_SCHEMES, SplitScheme
 from crossl.data.windowing import WindowRule, window_length
 from crossl.errors import CrosslError
 
@@ -26,7 +26,10 @@ class DatasetSpec:
     - ``class_names``: one per class index; ``label_map``: raw label code -> class index (codes not
       listed, such as transients or "unknown", give no class);
     - ``rule``: the windowing; ``default_split``: subject ids per part (``train``/``val``/``test``),
-      or None where the dataset publishes none.
+      or None where the dataset publishes none;
+    - ``split_scheme``: ``"subjects"`` (``default_split``, else drawn subject-wise),
+      ``"within-subject"`` or ``"leave-one-subject-out"`` (:mod:`crossl.data.splits`; no
+      ``default_split`` then).
 
     Mappings are copied into plain dicts (and sequences into tuples) on construction.
     """
@@ -40,6 +43,7 @@ class DatasetSpec:
     rule: WindowRule
     default_split: Mapping[str, tuple[int, ...]] | None = None
     description: str = ""
+    split_scheme: SplitScheme = "subjects"
 
     def __post_init__(self) -> None:
         # Copies, so that a caller's later edits of its dicts cannot change a frozen spec.
@@ -88,6 +92,10 @@ class DatasetSpec:
                                   f"{self.rates[m]} Hz; use longer windows")
         if self.default_split is not None:
             self._validate_split(where, self.default_split)
+        if self.split_scheme not in SPLIT_SCHEMES:
+            raise CrosslError(f"{where}: split_scheme {self.split_scheme!r} is unknown; use one of {', '.join(SPLIT_SCHEMES)}")
+        if self.split_scheme != "subjects" and self.default_split is not None:
+            raise CrosslError(f"{where}: a {self.split_scheme} split takes no default_split; pass None")
 
     @staticmethod
     def _validate_split(where: str, split: Mapping[str, tuple[int, ...]]) -> None:
@@ -115,6 +123,8 @@ class DatasetSpec:
         if self.default_split is not None:
             # Lists, as JSON gives them back from meta.json: a loaded set's metadata compares equal.
             extra["default_split"] = {k: [int(s) for s in v] for k, v in self.default_split.items()}
+        if self.split_scheme != "subjects":
+            extra["split_scheme"] = self.split_scheme
         extra["window_s"] = float(self.rule.window_s)
         extra["stride_s"] = float(self.rule.stride_s)
         return DatasetMeta(

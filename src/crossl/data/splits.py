@@ -1,12 +1,21 @@
-"""Subject-wise splits, per-channel normalisation and nested label fractions."""
+"""Splits (subject-wise, within-subject, leave-one-subject-out), per-channel normalisation and
+nested label fractions.
+
+A prepared set names its split in ``meta.extra``: ``default_split`` (subject ids per part), or
+``split_scheme`` ``"within-subject"`` (each subject's windows of each class cut in time) or
+``"leave-one-subject-out"`` (one fold per subject), or ``window_parts`` (a part for every window, as
+run lengths over the stored order: the authors' release's own train/test files). Without any of
+these, whole subjects are drawn at random (seeded).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -14,11 +23,18 @@ from crossl.data.container import WindowSet, row_chunks, sequential_pass
 from crossl.errors import CrosslError
 
 SPLIT_NAMES = ("train", "val", "test")
+#: How a set is split: whole subjects per part; each subject's windows cut in time; one subject per fold.
+SplitScheme = Literal["subjects", "within-subject", "leave-one-subject-out"]
+SPLIT_SCHEMES: tuple[str, ...] = ("subjects", "within-subject", "leave-one-subject-out")
+#: The within-subject cut: the last 20% of each subject's windows of a class are test, the 10% before val.
+WITHIN_SUBJECT_SHARES = {"val": 0.1, "test": 0.2}
 
 
 @dataclass(frozen=True)
 class Split:
-    """Window indices of each part; no subject appears in two parts."""
+    """Window indices of each part. ``subjects``: the subject ids of each part; they are disjoint
+    except under the within-subject scheme (and the release's own files), where every subject has
+    windows in several parts."""
 
     train: np.ndarray
     val: np.ndarray
@@ -49,6 +65,18 @@ class Split:
         data: Any = obj.get("data")
         return cls(train, val, test, subjects={k: list(v) for k, v in dict(subjects).items()},
                    data=dict(data) if data is not None else None)
+
+
+def split_kind(subjects: Mapping[str, Sequence[int]]) -> str:
+    """How a split with these subject ids per part reads in a report: "by subject", or "within
+    subjects" where parts share a subject (their scores are not about new people)."""
+    seen: set[int] = set()
+    for part in SPLIT_NAMES:
+        found = {int(s) for s in subjects.get(part, ())}
+        if found & seen:
+            return "within subjects (parts share subjects: scores are not about new people)"
+        seen |= found
+    return "by subject"
 
 
 def data_fingerprint(windows: WindowSet) -> dict[str, object]:
@@ -115,8 +143,110 @@ def random_subject_split(
     return split_by_subjects(subjects, assignment)
 
 
-def default_split(windows: WindowSet, seed: int = 0) -> Split:
-    """The dataset's published split if its metadata names one, else a seeded subject split."""
+def within_subject_split(subjects: np.ndarray, labels: np.ndarray, gap: int = 0,
+                         val_share: float = WITHIN_SUBJECT_SHARES["val"],
+                         test_share: float = WITHIN_SUBJECT_SHARES["test"]) -> Split:
+    """Each subject's windows of each class, in stored (time) order: the first ``1 - val_share -
+    test_share`` train, the next ``val_share`` val, the last ``test_share`` test (rounded, test at
+    least one window where a run has two or more). ``gap`` windows after each cut belong to no part:
+    with overlapping windows (``gap = ceil(window / stride) - 1``) no sample is on both sides.
+    Windows without a class (label -1) are cut like a class of their own.
+
+    ``subjects``, ``labels``: ``(N,)``. Returns a split whose parts share subjects.
+    """
+    if not (0.0 < test_share < 1.0 and 0.0 <= val_share < 1.0 and val_share + test_share < 1.0):
+        raise CrosslError(f"within-subject shares val={val_share}, test={test_share} must be in [0, 1) and sum below 1")
+    subjects = np.asarray(subjects, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
+    for subject in np.unique(subjects):
+        for label in np.unique(labels[subjects == subject]):
+            rows = np.flatnonzero((subjects == subject) & (labels == label))
+            n_test = min(rows.size - 1, max(1, round(test_share * rows.size))) if rows.size > 1 else 0
+            n_val = min(rows.size - n_test - 1, round(val_share * rows.size)) if rows.size > 2 else 0
+            n_train = rows.size - n_test - n_val
+            parts["train"].append(rows[:n_train])
+            parts["val"].append(rows[n_train + gap : n_train + n_val])
+            parts["test"].append(rows[n_train + n_val + gap :])
+    indices = {name: np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+               for name, found in parts.items()}
+    for name in ("train", "test"):
+        if indices[name].size == 0:
+            raise CrosslError(f"the within-subject '{name}' part holds no windows; each subject needs more windows per class")
+    groups = {name: sorted(int(s) for s in np.unique(subjects[indices[name]])) for name in SPLIT_NAMES}
+    return Split(indices["train"], indices["val"], indices["test"], groups)
+
+
+def leave_one_subject_out(subjects: np.ndarray, fold: int) -> Split:
+    """Fold ``fold`` of leave-one-subject-out over the sorted subject ids: that subject is test, the
+    next one (cyclically) val, every other subject train."""
+    unique = [int(s) for s in np.unique(subjects)]
+    if len(unique) < 3:
+        raise CrosslError(f"leave-one-subject-out needs at least 3 subjects, the data has {len(unique)}; "
+                          "use a subject split")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < len(unique):
+        raise CrosslError(f"fold {fold!r} is out of range: leave-one-subject-out over {len(unique)} subjects "
+                          f"{unique} has folds 0-{len(unique) - 1}; pass --fold K in that range")
+    test, val = unique[fold], unique[(fold + 1) % len(unique)]
+    return split_by_subjects(subjects, {"train": [s for s in unique if s not in (test, val)], "val": [val],
+                                        "test": [test]})
+
+
+def window_parts_split(subjects: np.ndarray, runs: Sequence[Sequence[Any]]) -> Split:
+    """The split a set stores window by window: ``runs`` ``[[part, count], ...]`` over the stored order."""
+    names: list[str] = []
+    for run in runs:
+        part, count = run
+        if part not in SPLIT_NAMES or isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise CrosslError(f"window_parts holds {list(run)}; each entry is [train|val|test, count]")
+        names.extend([part] * count)
+    if len(names) != len(subjects):
+        raise CrosslError(f"window_parts covers {len(names)} windows, the set has {len(subjects)}; "
+                          "import the set again")
+    parts = np.asarray(names)
+    indices = {name: np.flatnonzero(parts == name) for name in SPLIT_NAMES}
+    for name in ("train", "test"):
+        if indices[name].size == 0:
+            raise CrosslError(f"window_parts puts no window in '{name}'; import the set again")
+    groups = {name: sorted(int(s) for s in np.unique(np.asarray(subjects)[indices[name]])) for name in SPLIT_NAMES}
+    return Split(indices["train"], indices["val"], indices["test"], groups)
+
+
+def overlap_gap(windows: WindowSet) -> int:
+    """How many following windows overlap a window in time: ``ceil(window_s / stride_s) - 1`` (0
+    where the metadata gives no window and stride)."""
+    window_s, stride_s = windows.meta.extra.get("window_s"), windows.meta.extra.get("stride_s")
+    if not isinstance(window_s, (int, float)) or not isinstance(stride_s, (int, float)) or stride_s <= 0:
+        return 0
+    return max(0, math.ceil(window_s / stride_s - 1e-9) - 1)
+
+
+def split_scheme(windows: WindowSet) -> str:
+    """The set's split scheme: ``"windows"`` (stored parts), or one of :data:`SPLIT_SCHEMES`."""
+    if "window_parts" in windows.meta.extra:
+        return "windows"
+    scheme = windows.meta.extra.get("split_scheme", "subjects")
+    if scheme not in SPLIT_SCHEMES:
+        raise CrosslError(f"{windows.meta.name}: unknown split_scheme {scheme!r}; use one of {', '.join(SPLIT_SCHEMES)}")
+    return str(scheme)
+
+
+def default_split(windows: WindowSet, seed: int = 0, fold: int = 0) -> Split:
+    """The split the set's metadata names (module docstring), else a seeded subject split.
+
+    ``fold`` picks the held-out subject under leave-one-subject-out; elsewhere it must be 0.
+    """
+    scheme = split_scheme(windows)
+    if fold != 0 and scheme != "leave-one-subject-out":
+        raise CrosslError(f"--fold {fold}: {windows.meta.name} is not split leave-one-subject-out (its split: "
+                          f"{scheme}); drop --fold, or use a leave-one-subject-out preset such as pamap2-loso")
+    if scheme == "windows":
+        runs: Any = windows.meta.extra["window_parts"]
+        return window_parts_split(windows.subjects, runs).bound_to(windows)
+    if scheme == "within-subject":
+        return within_subject_split(windows.subjects, windows.labels, overlap_gap(windows)).bound_to(windows)
+    if scheme == "leave-one-subject-out":
+        return leave_one_subject_out(windows.subjects, fold).bound_to(windows)
     named = windows.meta.extra.get("default_split")
     if isinstance(named, Mapping):
         return split_by_subjects(windows.subjects, named).bound_to(windows)

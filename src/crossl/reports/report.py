@@ -13,7 +13,7 @@ import torch
 from crossl.config import RunConfig
 from crossl.config_fields import plain_config
 from crossl.data.container import WindowSet
-from crossl.data.splits import Split
+from crossl.data.splits import Split, split_kind
 from crossl.evaluation.metrics import summarize
 from crossl.io import write_text_atomic
 from crossl.reports.machine import cpu_model
@@ -74,7 +74,7 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], config: RunConfi
         f"- data: {len(windows)} windows, modalities "
         + ", ".join(f"{n} {t}x{c}" for n, (t, c) in windows.shapes.items())
         + f", {windows.meta.num_classes} classes",
-        f"- split by subject: train {len(split.train)} windows (subjects {split.subjects['train']}), "
+        f"- split {split_kind(split.subjects)}: train {len(split.train)} windows (subjects {split.subjects['train']}), "
         f"validation {len(split.val)} ({split.subjects['val']}), test {len(split.test)} ({split.subjects['test']})",
         f"- model: TCN encoders D={m.dim}, kernels {list(m.kernel_sizes)}, dropout {m.dropout}; "
         f"{m.aggregator} aggregator to {m.out_dim}-d",

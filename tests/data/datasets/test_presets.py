@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -87,6 +88,29 @@ def test_prepare_gives_the_documented_windows_and_pretrain_runs_on_them(
     assert "reusing" in capsys.readouterr().err
     assert main(["pretrain", "--data", preset, "--out", "run", *TOY]) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "results.json").is_file()
+
+
+def test_pamap2_loso_pretrains_on_the_fold_asked_for_and_refuses_one_out_of_range(
+        home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = write_pamap2(tmp_path / "raw", subjects=(101, 104, 106, 109))
+    assert main(["data", "prepare", "pamap2-loso", "--raw", str(raw)]) == 0
+    assert "subject109" not in capsys.readouterr().err  # the release's eight subjects: 109 is not read
+    assert main(["pretrain", "--data", "pamap2-loso", "--fold", "2", "--out", "run", *TOY]) == 0, capsys.readouterr().err
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["subjects"] == {"train": [104], "val": [101], "test": [106]}
+    assert main(["pretrain", "--data", "pamap2-loso", "--fold", "3", "--out", "run3", *TOY]) == 2
+    assert "fold 3 is out of range" in capsys.readouterr().err
+    assert not (tmp_path / "run3.incomplete").exists()
+
+
+def test_wesad_within_subject_splits_every_subject_in_time_and_says_so(
+        home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "prepare", "wesad-within-subject", "--raw", str(write_wesad(tmp_path / "raw"))]) == 0
+    assert main(["pretrain", "--data", "wesad-within-subject", "--out", "run", *TOY]) == 0, capsys.readouterr().err
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    subjects = [k for k in range(2, 18) if k != 12]
+    assert split["subjects"]["train"] == subjects and split["subjects"]["test"] == subjects
+    assert "split within subjects" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_pamap2_windows_carry_the_classes_of_their_seconds(home: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from crossl.data.datasets.release import LAYOUTS, SOURCE, read_release, sleep_split
 from crossl.data.presets import WESAD_SPLIT, WESAD_SUBJECTS
+from crossl.data.splits import default_split
 from crossl.errors import CrosslError
 
 SLEEP_COUNTS = (2, 3, 4)  # windows per sleep file
@@ -104,6 +105,23 @@ def test_wesad_keeps_train_and_test_files_as_the_subjects_windows(tmp_path: Path
     assert meta.extra["default_split"] == {k: list(v) for k, v in WESAD_SPLIT.items()}
     assert "subject-wise" in str(meta.extra["note"]) and meta.extra["source"] == SOURCE
     assert meta.extra["window_s"] == pytest.approx(1000 / 700)
+
+
+def test_wesad_release_split_keeps_each_subjects_train_and_test_files(tmp_path: Path) -> None:
+    ws = read_release("wesad", write_wesad(tmp_path), release_split=True)
+    assert ws.meta.name == "wesad-release-split" and "default_split" not in ws.meta.extra
+    split = default_split(ws)
+    # each subject: its 2 train-file windows, then its 2 test-file windows
+    rows = np.arange(len(ws)).reshape(len(WESAD_SUBJECTS), 4)
+    np.testing.assert_array_equal(split.train, rows[:, :2].ravel())
+    np.testing.assert_array_equal(split.test, rows[:, 2:].ravel())
+    assert split.val.size == 0 and split.subjects["test"] == list(WESAD_SUBJECTS)
+
+
+def test_pamap2_release_split_is_leave_one_subject_out_over_the_files(tmp_path: Path) -> None:
+    ws = read_release("pamap2", write_pamap2(tmp_path), release_split=True)
+    assert ws.meta.extra["split_scheme"] == "leave-one-subject-out"
+    assert default_split(ws, fold=7).subjects == {"train": [1, 2, 3, 4, 5, 6], "val": [0], "test": [7]}
 
 
 def test_pamap2(tmp_path: Path) -> None:

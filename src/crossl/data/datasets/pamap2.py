@@ -88,6 +88,14 @@ MODALITY_COLUMNS = _modality_columns()
 _KEPT = [_TIME, _ACTIVITY, _HEART_RATE, *(c for cols in MODALITY_COLUMNS.values() for c in cols)]
 
 
+def subject_of(path: Path) -> int:
+    """The subject id in a PAMAP2 file name (``subject101.dat`` -> 101)."""
+    match = re.search(r"subject(\d+)", path.stem)
+    if match is None:
+        raise CrosslError(f"cannot tell the subject of PAMAP2 file {path} from its name; pass subject=")
+    return int(match.group(1))
+
+
 def read_recording(path: Path, subject: int | None = None) -> Recording:
     """One ``subject1xx.dat`` file as a :class:`Recording`.
 
@@ -100,10 +108,7 @@ def read_recording(path: Path, subject: int | None = None) -> Recording:
     """
     path = Path(path)
     if subject is None:
-        match = re.search(r"subject(\d+)", path.stem)
-        if match is None:
-            raise CrosslError(f"cannot tell the subject of PAMAP2 file {path} from its name; pass subject=")
-        subject = int(match.group(1))
+        subject = subject_of(path)
     table, line_numbers = _read_table(path)
     index = _grid_index(path, table[:, _TIME], line_numbers)
     length = int(index[-1]) + 1

@@ -26,6 +26,10 @@ is marked absent (zeros stored), and a window with no modality left is dropped a
   split); none with fewer than 3 files.
 - wesad: the ``wesad`` preset's split (train 2-11 and 13, val 14-15, test 16-17, by subject id).
 - pamap2: the ``pamap2`` preset's shape by index: train 0-4, val 5, test 6-7.
+
+``read_release(..., release_split=True)`` (``crossl data import --release KIND --release-split``)
+keeps the release's own split instead: WESAD's train and test files per subject, PAMAP2
+leave-one-subject-out over the files.
 """
 
 from __future__ import annotations
@@ -161,12 +165,15 @@ class _Parts:
     signals: list[list[np.ndarray]]
     labels: list[np.ndarray]
     subjects: list[np.ndarray]
+    #: The release file's part of each window ("train" / "test"; "" where the file names none).
+    file_parts: list[np.ndarray]
 
-    def add(self, x: np.ndarray, labels: np.ndarray, subject: int) -> None:
+    def add(self, x: np.ndarray, labels: np.ndarray, subject: int, file_part: str = "") -> None:
         for store, (_, first, names) in zip(self.signals, self.layout.modalities):
             store.append(np.ascontiguousarray(x[:, :, first : first + len(names)], dtype=np.float32))
         self.labels.append(labels)
         self.subjects.append(np.full(len(labels), subject, dtype=np.int64))
+        self.file_parts.append(np.full(len(labels), file_part))
 
 
 def _folder(directory: Path, layout: ReleaseLayout, probe: Callable[[Path], bool]) -> Path:
@@ -199,7 +206,7 @@ def _read_wesad(directory: Path, parts: _Parts) -> list[int]:
             x_path, y_path = folder / f"x_{k}{part}.npy", folder / f"y_{k}{part}.npy"
             x, y = _load_npy(x_path), _load_npy(y_path)
             _check_windows(x_path, x, layout)
-            parts.add(x, _one_hot_labels(y_path, y, len(x), len(layout.class_names)), k)
+            parts.add(x, _one_hot_labels(y_path, y, len(x), len(layout.class_names)), k, part)
     return list(WESAD_SUBJECTS)
 
 
@@ -226,7 +233,18 @@ def sleep_split(subjects: Sequence[int]) -> dict[str, list[int]] | None:
             "test": list(subjects[n_train + n_val :])}
 
 
-def read_release(kind: ReleaseKind, directory: str | Path) -> WindowSet:
+def run_lengths(values: np.ndarray) -> list[list[object]]:
+    """``[[value, count], ...]`` of the runs of equal ``values`` ``(N,)``, in order."""
+    runs: list[list[object]] = []
+    for value in values.tolist():
+        if runs and runs[-1][0] == value:
+            runs[-1][1] = int(runs[-1][1]) + 1  # type: ignore[call-overload]
+        else:
+            runs.append([value, 1])
+    return runs
+
+
+def read_release(kind: ReleaseKind, directory: str | Path, release_split: bool = False) -> WindowSet:
     """The release's preprocessed ``kind`` windows under ``directory`` as a :class:`WindowSet`.
 
     Returns per modality ``(N, L, C_m) float32`` (L = 3000, 1000 or 512), ``labels`` ``(N,)`` class
@@ -234,12 +252,16 @@ def read_release(kind: ReleaseKind, directory: str | Path) -> WindowSet:
     and metadata with the layout's rate (100, 700, 100 Hz), class names and ``extra`` (source, note,
     window_s, default_split, dropped_windows). Missing files, shapes that do not match the layout and
     labels that are not one-hot (or not stages) raise a one-line :class:`CrosslError` naming the file.
+
+    ``release_split`` keeps the release's own split instead of a subject-wise one: wesad, each
+    subject's ``train`` and ``test`` files (``extra["window_parts"]``; no validation part); pamap2,
+    leave-one-subject-out over the eight files (``--fold K``); sleepedf's split is by file already.
     """
     if kind not in LAYOUTS:
         raise CrosslError(f"unknown release layout '{kind}'; use one of {', '.join(LAYOUTS)}")
     layout = LAYOUTS[kind]
     directory = Path(directory)
-    parts = _Parts(layout, [[] for _ in layout.modalities], [], [])
+    parts = _Parts(layout, [[] for _ in layout.modalities], [], [], [])
     reader = {"sleepedf": _read_sleep, "wesad": _read_wesad, "pamap2": _read_pamap2}[kind]
     subjects = reader(directory, parts)
 
@@ -247,6 +269,7 @@ def read_release(kind: ReleaseKind, directory: str | Path) -> WindowSet:
     signals = {m: np.concatenate(store) for m, store in zip(names, parts.signals)}
     labels = np.concatenate(parts.labels)
     subject_ids = np.concatenate(parts.subjects)
+    file_parts = np.concatenate(parts.file_parts)
     # NaN or inf in a window's modality: absent there (zeros stored), as the container expects.
     presence = np.stack([np.isfinite(signals[m]).all(axis=(1, 2)) for m in names], axis=1)
     for i, m in enumerate(names):
@@ -255,7 +278,7 @@ def read_release(kind: ReleaseKind, directory: str | Path) -> WindowSet:
     dropped = int((~keep).sum())
     if dropped:
         signals = {m: np.ascontiguousarray(a[keep]) for m, a in signals.items()}
-        presence, labels, subject_ids = presence[keep], labels[keep], subject_ids[keep]
+        presence, labels, subject_ids, file_parts = presence[keep], labels[keep], subject_ids[keep], file_parts[keep]
 
     split: dict[str, list[int]] | None
     if kind == "sleepedf":
@@ -264,12 +287,19 @@ def read_release(kind: ReleaseKind, directory: str | Path) -> WindowSet:
         split = {k: [int(s) for s in v] for k, v in WESAD_SPLIT.items()}
     else:
         split = {"train": [0, 1, 2, 3, 4], "val": [5], "test": [6, 7]}
-    extra: dict[str, object] = {"source": SOURCE, "note": layout.note, "window_s": layout.length / layout.rate,
-                                "dropped_windows": dropped}
+    note = layout.note
+    extra: dict[str, object] = {"source": SOURCE, "window_s": layout.length / layout.rate, "dropped_windows": dropped}
+    if release_split and kind == "wesad":
+        split, note = None, "the release's within-subject split: each subject's train and test files"
+        extra["window_parts"] = run_lengths(file_parts)
+    elif release_split and kind == "pamap2":
+        split, note = None, "the release's leave-one-subject-out over the file indices 0-7 (--fold K)"
+        extra["split_scheme"] = "leave-one-subject-out"
+    extra["note"] = note
     if split is not None:
         extra["default_split"] = split
     meta = DatasetMeta(
-        name=f"{kind}-release",
+        name=f"{kind}-release-split" if release_split and kind != "sleepedf" else f"{kind}-release",
         modality_names=names,
         channel_names={m: c for m, _, c in layout.modalities},
         sampling_rates={m: layout.rate for m in names},
