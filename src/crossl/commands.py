@@ -68,12 +68,15 @@ def run_data(args: argparse.Namespace) -> None:
     if args.data_command == "info":
         import numpy as np
 
+        from crossl.data.splits import split_description
+
         print(f"{windows.meta.name}: {len(windows)} windows, {len(np.unique(windows.subjects))} subjects")
         for m, (t, c) in windows.shapes.items():
             print(f"  {m}: {t} samples x {c} channels at {windows.meta.sampling_rates[m]:g} Hz")
         counts = np.bincount(windows.labels[windows.labels >= 0], minlength=windows.meta.num_classes)
         for name, n in zip(windows.meta.class_names, counts):
             print(f"  class {name}: {n}")
+        print(f"  split: {split_description(windows)}")
     else:
         print(f"{windows.meta.name}: {len(windows)} windows ready")
 

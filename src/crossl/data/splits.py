@@ -231,6 +231,23 @@ def split_scheme(windows: WindowSet) -> str:
     return str(scheme)
 
 
+def split_description(windows: WindowSet) -> str:
+    """One line on how ``windows`` are split (``crossl data info``)."""
+    scheme = split_scheme(windows)
+    if scheme == "leave-one-subject-out":
+        return f"leave-one-subject-out over {np.unique(windows.subjects).size} subjects (--fold K picks the test subject)"
+    if scheme == "windows":
+        return "stored per window (the release's own train/test files)"
+    if scheme == "within-subject":
+        shares = WITHIN_SUBJECT_SHARES
+        return (f"within subjects: each subject's windows of a class in time order, the last {shares['test']:.0%} "
+                f"test, the {shares['val']:.0%} before them val")
+    named = windows.meta.extra.get("default_split")
+    if isinstance(named, Mapping):
+        return "by subject: " + ", ".join(f"{part} {list(named.get(part, []))}" for part in SPLIT_NAMES)
+    return "by subject, drawn at random (seeded)"
+
+
 def default_split(windows: WindowSet, seed: int = 0, fold: int = 0) -> Split:
     """The split the set's metadata names (module docstring), else a seeded subject split.
 

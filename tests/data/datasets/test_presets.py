@@ -95,6 +95,8 @@ def test_pamap2_loso_pretrains_on_the_fold_asked_for_and_refuses_one_out_of_rang
     raw = write_pamap2(tmp_path / "raw", subjects=(101, 104, 106, 109))
     assert main(["data", "prepare", "pamap2-loso", "--raw", str(raw)]) == 0
     assert "subject109" not in capsys.readouterr().err  # the release's eight subjects: 109 is not read
+    assert main(["data", "info", "pamap2-loso"]) == 0
+    assert "split: leave-one-subject-out over 3 subjects" in capsys.readouterr().out
     assert main(["pretrain", "--data", "pamap2-loso", "--fold", "2", "--out", "run", *TOY]) == 0, capsys.readouterr().err
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert split["subjects"] == {"train": [104], "val": [101], "test": [106]}
