@@ -154,12 +154,13 @@ def test_a_setting_added_later_at_its_neutral_value_keeps_the_cell_id(data: Path
     from crossl.bench.spec import NEUTRAL_DEFAULTS
 
     cell = next(c for c in load_grid(write_grid(data.parent, GOOD)).cells if c.method == "crossl")
+    for (section, key), neutral in NEUTRAL_DEFAULTS.items():
+        cell.config[section][key] = neutral  # each setting at the value that computes what it did before
     before = cell.id
     for section, key in NEUTRAL_DEFAULTS:
-        if isinstance(cell.config.get(section), dict):
-            cell.config[section].pop(key, None)  # as a config made before the setting existed
-            if not cell.config[section]:
-                del cell.config[section]  # a section added later: absent before
+        cell.config[section].pop(key)  # as a config made before the setting existed
+        if not cell.config[section]:
+            del cell.config[section]  # a section added later: absent before
     assert cell.id == before
     cell.config["pretrain"]["lr_schedule"] = "cosine"  # any other value computes something else
     assert cell.id != before

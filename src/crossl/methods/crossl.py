@@ -7,6 +7,7 @@ from torch import nn
 
 from crossl.config import PretrainConfig
 from crossl.losses import VICRegLoss
+from crossl.losses.distributed import gather_with_grad
 from crossl.masking import draw_keep_mask
 from crossl.method_options import CroSSLOptions
 from crossl.methods.base import PretrainMethod, Stage, vicreg_outputs
@@ -21,8 +22,10 @@ class CroSSLMethod(PretrainMethod):
 
     def __init__(self, backbone: CrossModalBackbone, pretrain: PretrainConfig, options: CroSSLOptions) -> None:
         super().__init__(backbone, pretrain, options)
-        self.loss = VICRegLoss(options.sim_weight, options.var_weight, options.cov_weight, gather_distributed=True)
         self.expander = expander_mlp(backbone.config.out_dim, options.expander) if options.expander else None
+        # With an expander the views are gathered before it (objective), so the loss sees them whole.
+        self.loss = VICRegLoss(options.sim_weight, options.var_weight, options.cov_weight,
+                               gather_distributed=self.expander is None)
 
     def keep_masks(self, q: torch.Tensor, presence: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         """Two keep-masks ``(batch, modalities, dim)`` for this process's rows of ``q``.
@@ -49,8 +52,12 @@ class CroSSLMethod(PretrainMethod):
         z_a, z_b = (self.backbone.aggregate(q, keep) for keep in masks)
         if self.expander is None:
             return vicreg_outputs(self.loss, z_a, z_b, q)
-        # The loss sees the expanded views; the logged spread and rank stay the representation's.
-        out = vicreg_outputs(self.loss, self.expander(z_a), self.expander(z_b), q)
+        # The expander's BatchNorm must see the global batch, as on one device: under DDP each
+        # process runs it on every process's views (a small MLP), and the gather's backward returns
+        # each process the gradient of its own rows. The loss sees the expanded views; the logged
+        # spread and rank stay the representation's.
+        e_a, e_b = (self.expander(gather_with_grad(z)) for z in (z_a, z_b))
+        out = vicreg_outputs(self.loss, e_a, e_b, q)
         return {**out, **representation_stats(z_a, q)}
 
 
