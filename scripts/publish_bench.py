@@ -22,17 +22,21 @@ TOP_FILES = ("results.csv", "results.json", "grid.yaml")
 
 
 def publish(grid_dir: Path, dest: Path) -> int:
-    """Copy into ``dest`` (replacing what it held); returns the number of finished cells copied."""
+    """Copy into ``dest`` (replacing what it held); returns the number of finished cells copied.
+
+    The copy is made beside ``dest`` and swapped in at the end: a failure leaves ``dest`` as it was.
+    """
     if not (grid_dir / "report" / "report.md").is_file():
         raise SystemExit(f"{grid_dir} has no report/report.md: run `crossl bench GRID --out {grid_dir} --report` first")
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(grid_dir / "report", dest)
+    staging = dest.with_name(f".{dest.name}.publishing")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(grid_dir / "report", staging)
     for name in TOP_FILES:
-        shutil.copy2(grid_dir / name, dest / name)
+        shutil.copy2(grid_dir / name, staging / name)
     cells = sorted(p for p in (grid_dir / "cells").iterdir() if p.is_dir() and (p / "results.json").is_file())
     for cell in cells:
-        target = dest / "cells" / cell.name
+        target = staging / "cells" / cell.name
         target.mkdir(parents=True)
         for name in CELL_FILES:
             if (cell / name).is_file():
@@ -40,8 +44,15 @@ def publish(grid_dir: Path, dest: Path) -> int:
         for name in CELL_DIRS:
             if (cell / name).is_dir():
                 shutil.copytree(cell / name, target / name)
-    if cells:
-        shutil.copy2(cells[0] / "label_subsets.json", dest / "label_subsets.json")
+    # Cells copied back from an earlier publication hold no label_subsets.json: any computed one does.
+    subsets = [cell / "label_subsets.json" for cell in cells if (cell / "label_subsets.json").is_file()]
+    if subsets:
+        shutil.copy2(subsets[0], staging / "label_subsets.json")
+    elif (dest / "label_subsets.json").is_file():
+        shutil.copy2(dest / "label_subsets.json", staging / "label_subsets.json")
+    if dest.exists():
+        shutil.rmtree(dest)
+    staging.rename(dest)
     return len(cells)
 
 
