@@ -77,6 +77,9 @@ def test_proper_subsets_are_every_non_empty_proper_subset() -> None:
     ("ratios: [0.3, 0.5]", "ratios: [0.3, 1.0]", 15, "masking ratios must lie in (0, 1)"),
     ("embedding: {method: crossl", "embedding: {method: mae", 17, "unknown variant 'mae'"),
     ("analyses:\n", "seed: 3\nanalyses:\n", 14, "unknown key in the grid"),
+    ("analyses:\n", "comparisons: [[simclr, byol]]\nanalyses:\n", 14, "'byol' is not a variant of this grid"),
+    ("analyses:\n", "comparisons: [[supervised, crossl]]\nanalyses:\n", 14, "'supervised' is not the first of a pair"),
+    ("analyses:\n", "comparisons: [simclr]\nanalyses:\n", 14, "must be a pair of variant names"),
 ])
 def test_a_bad_grid_is_refused_with_its_line(data: Path, old: str, new: str, line: int, message: str) -> None:
     assert old in GOOD
@@ -164,3 +167,11 @@ def test_a_setting_added_later_at_its_neutral_value_keeps_the_cell_id(data: Path
     assert cell.id == before
     cell.config["pretrain"]["lr_schedule"] = "cosine"  # any other value computes something else
     assert cell.id != before
+
+
+def test_the_published_recipe_study_cells_are_cells_of_the_shipped_grid() -> None:
+    # The study pins its starting recipe: changing the package's defaults must not orphan its cells.
+    published = Path(__file__).parents[2] / "docs" / "results" / "hapt-recipe" / "cells"
+    ids = {c.id for c in load_grid("hapt-recipe").cells}
+    found = {p.name for p in published.iterdir() if p.is_dir()}
+    assert len(found) >= 34 and found <= ids, sorted(found - ids)

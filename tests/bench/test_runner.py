@@ -23,6 +23,7 @@ label_seeds: [0, 1]
 methods:
   - crossl
   - {method: simclr, pretrain_seeds: [0], protocols: [linear]}
+comparisons: [[simclr, crossl], [simclr, supervised]]
 analyses:
   masking_ratio: {strategies: [modality], ratios: [0.5], label_fraction: 1.0, label_seeds: [0]}
   missing_modalities: {methods: [crossl], label_fraction: 1.0, modality_dropout: [0.0, 0.5], label_seeds: [0]}
@@ -64,7 +65,12 @@ def test_a_grid_runs_every_cell_and_reports_tables_intervals_and_plots(tmp_path:
     for section in ("### Label efficiency", "### Paired comparisons", "### Masking ratio", "### Missing modalities",
                     "### Embedding", "```yaml"):
         assert section in report
-    assert "| `crossl` | finetune | " in report and "| supervised | finetune / supervised | 100% | 4 |" in report
+    assert "| `crossl` | finetune | " in report
+    assert "| `crossl` | supervised | finetune / supervised | 100% | 4 |" in report
+    further = report[report.index("### Further comparisons"):]
+    # simclr's one pretraining (seed 0) pairs with crossl's seed 0 on both label subsets
+    assert "| `simclr` | `crossl` | linear | 100% | 2 |" in further
+    assert "| `simclr` | supervised | linear / supervised | 100% | 2 |" in further
     for plot in ("label_efficiency-data.png", "masking_ratio-data.png", "missing_modalities-data.png"):
         assert (out / "report" / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     header = (out / "results.csv").read_text().splitlines()[0]

@@ -38,7 +38,7 @@ from crossl.method_options import MASK_STRATEGIES
 PRETRAINED_PROTOCOLS = tuple(p for p in PROTOCOL_NAMES if p != "supervised")
 
 TOP_KEYS = {"name", "datasets", "score_on", "split_seed", "config", "protocols", "label_fractions", "pretrain_seeds",
-            "label_seeds", "methods", "supervised", "reference", "analyses"}
+            "label_seeds", "methods", "supervised", "reference", "comparisons", "analyses"}
 METHOD_KEYS = {"method", "name", "options", "config", "pretrain_seeds", "label_seeds", "protocols", "label_fractions"}
 ANALYSIS_KEYS = {
     "masking_ratio": {"method", "strategies", "ratios", "protocol", "label_fraction", "pretrain_seeds", "label_seeds",
@@ -192,6 +192,7 @@ def load_grid(grid: str | Path) -> Grid:
     if reference not in by_name:
         raise g.fail(("reference",), f"unknown variant '{reference}'; use one of {sorted(by_name)}")
     supervised = _supervised(g, top)
+    comparisons = _comparisons(g, top.get("comparisons", []), set(by_name) | ({"supervised"} if supervised else set()))
     analyses = dict(check_keys(g, ("analyses",), top.get("analyses") or {}, set(ANALYSIS_KEYS), "analyses"))
     for key, value in analyses.items():
         analyses[key] = check_keys(g, ("analyses", key), value or {}, ANALYSIS_KEYS[key], f"analyses.{key}")
@@ -232,7 +233,25 @@ def load_grid(grid: str | Path) -> Grid:
     if supervised is not None:
         plans["supervised"] = (EvalRequest(("supervised",), supervised[1], supervised[0], main_dropout), ())
     return Grid(name, g, tuple(d for d, _ in datasets), list(cells.cells.values()), reference,
-                {v.name: v.method for v in variants}, score_on, analyses, plans, dict(datasets), str(grid))
+                {v.name: v.method for v in variants}, score_on, analyses, plans, dict(datasets), str(grid),
+                comparisons)
+
+
+def _comparisons(g: GridFile, raw: Any, known: set[str]) -> tuple[tuple[str, str], ...]:
+    """``comparisons: [[a, b], ...]``: each pair of variant names (``b`` may be supervised)."""
+    if not isinstance(raw, list):
+        raise g.fail(("comparisons",), "must be a list of [variant, variant] pairs, e.g. [[vicreg-expander, crossl]]")
+    pairs: list[tuple[str, str]] = []
+    for i, pair in enumerate(raw):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(n, str) for n in pair)):
+            raise g.fail(("comparisons", i), f"must be a pair of variant names [a, b] (a minus b), got {pair!r}")
+        for j, name in enumerate(pair):
+            if name not in known or (j == 0 and name == "supervised"):
+                side = "the first of a pair" if j == 0 else "a variant"
+                raise g.fail(("comparisons", i), f"{name!r} is not {side} of this grid; use one of "
+                                                  f"{sorted(known - ({'supervised'} if j == 0 else set()))}")
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
 
 
 def _supervised(g: GridFile, top: Mapping[str, Any]) -> tuple[tuple[int, ...], tuple[float, ...]] | None:

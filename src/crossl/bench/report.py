@@ -113,36 +113,50 @@ def main_table(rows: Sequence[Row], grid: Grid, dataset: str) -> tuple[str, dict
 
 def paired_table(rows: Sequence[Row], grid: Grid, dataset: str) -> tuple[str, list[tuple[str, str, float, Comparison]]]:
     """The reference variant against every other variant (same protocol) and against supervised."""
-    ref = grid.reference
-    ref_rows = variant_rows(rows, grid, dataset, ref)
+    others = [other for other in grid.plans if other != grid.reference]
+    return comparison_table(rows, grid, dataset, [(grid.reference, other) for other in others], f"`{grid.reference}`")
+
+
+def comparison_table(rows: Sequence[Row], grid: Grid, dataset: str, pairs: Sequence[tuple[str, str]], who: str
+                     ) -> tuple[str, list[tuple[str, str, float, Comparison]]]:
+    """Each ``(a, b)`` of ``pairs``: a minus b per protocol (b's protocol too, or supervised) and fraction.
+    ``who`` heads the first column (the reference's name, or "variant")."""
     found: list[tuple[str, str, float, Comparison]] = []
-    for other in grid.plans:
-        if other == ref:
-            continue
-        other_rows = variant_rows(rows, grid, dataset, other)
-        for protocol in dict.fromkeys(r["protocol"] for r in ref_rows):
-            for fraction in sorted({float(r["label_fraction"]) for r in ref_rows}):
-                mine = keyed(r for r in ref_rows if r["protocol"] == protocol and r["label_fraction"] == fraction)
-                if other == "supervised":
-                    by_seed = {s: v for (_, s), v in keyed(
-                        r for r in other_rows if r["label_fraction"] == fraction).items()}
-                    theirs = {k: by_seed[k[1]] for k in mine if k[1] in by_seed}
-                else:
-                    theirs = keyed(r for r in other_rows if r["protocol"] == protocol and r["label_fraction"] == fraction)
-                c = paired_comparison(mine, theirs)
-                if c is not None:
-                    found.append((other, protocol, fraction, c))
+    lines = [f"| {who} | against | protocol (both) | labels | pairs | mean difference [95% CI] | wins / losses / ties |",
+             "|---|---|---|---|---|---|---|"]
+    for ref, other in pairs:
+        for row in _pair_rows(rows, grid, dataset, ref, other):
+            found.append(row)
+            other_name, protocol, fraction, c = row
+            against = "supervised" if other_name == "supervised" else f"`{other_name}`"
+            protocol = f"{protocol} / supervised" if other_name == "supervised" else protocol
+            mark = " (above 0)" if c.ci_low > 0 else " (below 0)" if c.ci_high < 0 else ""
+            lines.append(f"| `{ref}` | {against} | {protocol} | {_pct(fraction)} | {c.pairs} | {c.mean_diff:+.3f} "
+                         f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]{mark} | {c.wins} / {c.losses} / {c.ties} |")
     if not found:
         return "No pairs yet (both sides of a comparison need finished cells).", found
-    lines = [f"| `{ref}` against | protocol (both) | labels | pairs | mean difference [95% CI] | "
-             f"`{ref}` wins / losses / ties |", "|---|---|---|---|---|---|"]
-    for other, protocol, fraction, c in found:
-        against = "supervised" if other == "supervised" else f"`{other}`"
-        protocol = f"{protocol} / supervised" if other == "supervised" else protocol
-        mark = " (above 0)" if c.ci_low > 0 else " (below 0)" if c.ci_high < 0 else ""
-        lines.append(f"| {against} | {protocol} | {_pct(fraction)} | {c.pairs} | {c.mean_diff:+.3f} "
-                     f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]{mark} | {c.wins} / {c.losses} / {c.ties} |")
     return "\n".join(lines), found
+
+
+def _pair_rows(rows: Sequence[Row], grid: Grid, dataset: str, ref: str, other: str
+               ) -> list[tuple[str, str, float, Comparison]]:
+    """``ref`` minus ``other`` per protocol of ``ref`` and fraction, over the shared (pretraining seed,
+    label seed) pairs; against supervised, each supervised score pairs with every pretraining."""
+    ref_rows = variant_rows(rows, grid, dataset, ref)
+    other_rows = variant_rows(rows, grid, dataset, other)
+    found: list[tuple[str, str, float, Comparison]] = []
+    for protocol in dict.fromkeys(r["protocol"] for r in ref_rows):
+        for fraction in sorted({float(r["label_fraction"]) for r in ref_rows}):
+            mine = keyed(r for r in ref_rows if r["protocol"] == protocol and r["label_fraction"] == fraction)
+            if other == "supervised":
+                by_seed = {s: v for (_, s), v in keyed(r for r in other_rows if r["label_fraction"] == fraction).items()}
+                theirs = {k: by_seed[k[1]] for k in mine if k[1] in by_seed}
+            else:
+                theirs = keyed(r for r in other_rows if r["protocol"] == protocol and r["label_fraction"] == fraction)
+            c = paired_comparison(mine, theirs)
+            if c is not None:
+                found.append((other, protocol, fraction, c))
+    return found
 
 
 def masking_section(rows: Sequence[Row], grid: Grid, dataset: str, plots: Path) -> list[str]:
@@ -305,6 +319,11 @@ def write_bench_report(grid: Grid, out: Path, rows: Sequence[Row], command: str)
                   f"`{grid.reference}` minus each other method, over the pairs that share a pretraining seed and a "
                   "label subset (against supervised: the same label subset); CI from the two-level bootstrap. "
                   "\"(above 0)\" or \"(below 0)\": the interval excludes zero.", "", paired, ""]
+        if grid.comparisons:
+            further, _ = comparison_table(rows, grid, dataset, grid.comparisons, "variant")
+            parts += ["### Further comparisons", "",
+                      "The grid's `comparisons`: each variant minus the one it is set against, paired as above.", "",
+                      further, ""]
         if "masking_ratio" in grid.analyses:
             parts += ["### Masking ratio and strategy", "", *masking_section(rows, grid, dataset, plots)]
         if "missing_modalities" in grid.analyses:

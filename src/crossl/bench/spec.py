@@ -137,3 +137,5 @@ class Grid:
     modalities: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: the grid as the user named it (a path, or a shipped grid's name)
     arg: str = ""
+    #: further paired comparisons, each (a, b): ``a`` minus ``b`` (``b`` may be "supervised")
+    comparisons: tuple[tuple[str, str], ...] = ()
