@@ -450,7 +450,9 @@ def build_method(name: str, shape: Mapping[str, tuple[int, int]], batch_size: in
     torch.manual_seed(0)  # the same backbone initialisation for every method
     config = ModelConfig(modality_channels={m: c for m, (_, c) in shape.items()}, dim=DIM,
                          kernel_sizes=KERNEL_SIZES, dropout=dropout, aggregator="mlp", out_dim=OUT_DIM)
-    pretrain = PretrainConfig(batch_size=batch_size, lr=LEARNING_RATE)
+    # A constant rate: configure_optimizers then returns the bare Adam (a schedule needs a trainer),
+    # and a step costs the same at any rate.
+    pretrain = PretrainConfig(batch_size=batch_size, lr=LEARNING_RATE, lr_schedule="constant", warmup_epochs=0)
     module = METHODS[name](CrossModalBackbone(config), pretrain, options_for(name)).to(device)
     module.train()
     return module, module.configure_optimizers()

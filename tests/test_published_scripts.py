@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,16 @@ def test_python_file_imports_and_answers_help(path: Path) -> None:
 def test_shell_script_parses(path: Path) -> None:
     result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_method_step_benchmark_runs_through_the_package(tmp_path: Path) -> None:
+    """The methods mode builds each method as training does: a change to a method's module shows here."""
+    out = tmp_path / "records.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pretrain_speed.py"), "--methods", "crossl,simclr", "--shapes", "hapt",
+         "--batch", "8", "--precision", "32", "--repeats", "1", "--warmup", "0", "--threads", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())
+    assert [r["method"] for r in records] == ["crossl", "simclr"]
+    assert all(r["windows_per_s"] > 0 for r in records)
