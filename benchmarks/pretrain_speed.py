@@ -65,6 +65,7 @@ from machine import cpu_model
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from crossl.allocator import ENV_SWITCH, keep_freed_memory
 from crossl.config import METHOD_NAMES, ModelConfig
 from crossl.losses import vicreg_loss
 from crossl.masking import draw_keep_mask
@@ -362,6 +363,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "keep_freed_memory": keep_freed_memory(),
     }
 
 
@@ -634,6 +636,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                        help="keep: glibc keeps freed memory for reuse, as crossl's trainer sets it "
+                             "(crossl.allocator); default: glibc as configured")
     parser.add_argument("--json", type=Path, default=None, help="write the records here as a JSON list")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
@@ -659,6 +664,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.malloc == "default":
+        os.environ[ENV_SWITCH] = "0"
     machine = machine_info(args.device)
     peaks = Peaks(matmul_peak_flops(args.device, args.repeats), convolution_peak_flops(args.device, args.repeats))
     print(f"{machine['cpu']} | {machine['device']} | {machine['threads']} threads | torch {machine['torch']} | "

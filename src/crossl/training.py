@@ -15,6 +15,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from crossl.allocator import keep_freed_memory
 from crossl.config import TrainerConfig
 from crossl.io import write_atomic
 from crossl.masking import drop_modalities
@@ -225,6 +226,7 @@ def build_trainer(config: TrainerConfig, root: Path | None, *, max_epochs: int =
     so the first attempt's log is kept).
     """
     quiet_lightning()
+    keep_freed_memory()  # large activations reused across steps, not faulted in again (crossl.allocator)
     devices: int | str = int(config.devices) if str(config.devices).isdigit() else config.devices
     logger: Any = False
     if root is not None:
