@@ -13,8 +13,8 @@ the library and the tests never import it. Two ways to run it:
 
 - alone: ``.venv-tf/bin/python benchmarks/keras_release.py --modalities 128x3,128x3 --batch 256``
   prints the median step and windows/s;
-- as a worker of ``benchmarks/pretrain_speed.py --keras .venv-tf/bin/python``, which alternates one
-  step of each Keras configuration with one step of crossl's, so both meet the same machine state.
+- as a worker of ``benchmarks/release_peer.py --keras-python .venv-tf/bin/python``, which alternates
+  one step of each Keras configuration with one step of crossl's, so both meet the same machine state.
 
 The step is one ``tf.function`` (forward, loss, gradients, Adam update) with ``jit_compile`` on
 (XLA) or off, and dropout on (as specified) or off (as the release runs its encoders in

@@ -7,11 +7,15 @@ other (the order rotates each round), so that crossl and Keras meet the same mac
   encoders run without it in pretraining), CroSSL through the package's method module;
 - ``keras-xla`` / ``keras`` (``tf.function`` with and without ``jit_compile``), each with dropout
   (``-dropout``) and without: ``benchmarks/keras_release.py``, run as a worker process by the
-  Python of an environment with TensorFlow (``--keras-python``; see that file).
+  Python of an environment with TensorFlow (``--keras-python``; see that file);
+- ``reference`` / ``reference-no-dropout``: the same model in straightforward eager PyTorch
+  (``pretrain_speed.py``'s ``reference``), the yardstick of the 2.5x target.
 
-Windows/s = batch / median step; ``vs best keras`` = the fastest Keras configuration's median step
-over this one's (above 1: faster than the release's best path). Both frameworks get ``--threads``
-compute threads. Example (HAPT and PAMAP2 shapes, batch 64 and 256, 2 threads):
+Windows/s = batch / median step; ``vs best keras`` = the median step of the fastest Keras
+configuration with the same dropout over this one's (above 1: faster than the release's best path,
+like for like); ``vs reference`` = the reference's median step with the same dropout over this one's. Both frameworks get ``--threads`` compute
+threads. The PyTorch rows share one process, with the allocator set as training sets it
+(``crossl.allocator``). Example (HAPT and PAMAP2 shapes, batch 64 and 256, 2 threads):
 
     python benchmarks/release_peer.py --keras-python .venv-tf/bin/python --shapes hapt,pamap2 \\
         --batch 64,256 --threads 2 --repeats 10 --json benchmarks/results/DATE-peer.json
@@ -25,17 +29,20 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import torch
-from pretrain_speed import SHAPES, build_method, comma_list, machine_info, method_batch, method_step
+from pretrain_speed import (SHAPES, BenchModel, build_method, build_model, comma_list, machine_info, method_batch,
+                            method_step, random_batch, train_step)
 
 KERAS = {"keras-xla-dropout": (True, True), "keras-xla": (True, False), "keras-dropout": (False, True),
          "keras": (False, False)}
 CROSSL = {"crossl": 0.1, "crossl-no-dropout": 0.0}
+REFERENCE = {"reference": 0.1, "reference-no-dropout": 0.0}
 
 
 @dataclass
@@ -46,8 +53,10 @@ class PeerRecord:
     dropout: bool
     windows_per_s: float
     median_step_s: float
-    #: the fastest Keras configuration's median step / this one's
+    #: the fastest Keras configuration's median step with the same dropout / this one's
     vs_best_keras: float
+    #: the reference's median step with the same dropout / this one's
+    vs_reference: float
     step_s: list[float]
     repeats: int
     warmup: int
@@ -90,8 +99,10 @@ def benchmark_shape(worker: KerasWorker, shape: str, batch_size: int, args: argp
         keras_names.append(name)
     built = {name: build_method("crossl", SHAPES[shape], batch_size, torch.device("cpu"), dropout=p)
              for name, p in CROSSL.items()}
+    references = {name: reference_model(shape, p) for name, p in REFERENCE.items()}
     batch = method_batch(SHAPES[shape], batch_size, torch.device("cpu"))
-    names = [*CROSSL, *keras_names]
+    reference_batch = random_batch(SHAPES[shape], batch_size, torch.device("cpu"))
+    names = [*CROSSL, *REFERENCE, *keras_names]
     steps: dict[str, list[float]] = {n: [] for n in names}
     for round_index in range(args.warmup + args.repeats):
         shift = round_index % len(names)
@@ -99,15 +110,44 @@ def benchmark_shape(worker: KerasWorker, shape: str, batch_size: int, args: argp
             if name in CROSSL:
                 module, optimizer = built[name]
                 seconds = sum(method_step(module, optimizer, batch, round_index, "32").values())
+            elif name in REFERENCE:
+                model, optimizer = references[name]
+                seconds = sum(train_step(model, reference_batch, optimizer, round_index, "32").values())
             else:
                 seconds = float(worker.ask({"step": f"{shape}-{batch_size}-{name}"})["seconds"])
             if round_index >= args.warmup:
                 steps[name].append(seconds)
     medians = {n: statistics.median(s) for n, s in steps.items()}
-    best_keras = min(medians[n] for n in keras_names)
-    return [PeerRecord(n, shape, batch_size, n.endswith("dropout") if n in KERAS else CROSSL[n] > 0,
-                       batch_size / medians[n], medians[n], best_keras / medians[n], steps[n], args.repeats,
-                       args.warmup, args.threads, machine) for n in names]
+    return [PeerRecord(n, shape, batch_size, has_dropout(n), batch_size / medians[n], medians[n],
+                       *peer_ratios(n, medians), steps[n], args.repeats, args.warmup, args.threads, machine)
+            for n in names]
+
+
+def has_dropout(name: str) -> bool:
+    return KERAS[name][1] if name in KERAS else {**CROSSL, **REFERENCE}[name] > 0
+
+
+def peer_ratios(name: str, medians: dict[str, float]) -> tuple[float, float]:
+    """(the fastest Keras step, the reference's step), each with ``name``'s dropout, over ``name``'s step.
+
+    Like for like: a configuration with dropout meets the Keras paths and the reference with dropout,
+    one without meets those without.
+    """
+    dropout = has_dropout(name)
+    best_keras = min(m for n, m in medians.items() if n in KERAS and has_dropout(n) == dropout)
+    reference = medians["reference" if dropout else "reference-no-dropout"]
+    return best_keras / medians[name], reference / medians[name]
+
+
+def reference_model(shape: str, dropout: float) -> tuple[BenchModel, torch.optim.Optimizer]:
+    """The straightforward PyTorch model in train mode with dropout ``dropout``, and its Adam."""
+    torch.manual_seed(0)
+    model = build_model("reference", SHAPES[shape])
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = dropout
+    model.train()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
 def batch_sizes(text: str) -> list[int]:
@@ -124,10 +164,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    # The reference's Conv1d(padding="same") pads even kernels by a copy, as crossl's ConstantPad1d does.
+    warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
     torch.set_num_threads(args.threads)
     machine = machine_info(torch.device("cpu"))
     print(f"{machine['cpu']} | {args.threads} threads | torch {machine['torch']} | alternating rounds")
-    print(f"{'implementation':<18} {'shape':<7} {'batch':>5} {'win/s':>8} {'step ms':>8} {'vs best keras':>13}")
+    print(f"{'implementation':<20} {'shape':<7} {'batch':>5} {'win/s':>8} {'step ms':>8} {'vs best keras':>13} "
+          f"{'vs reference':>12}")
     worker = KerasWorker(args.keras_python)
     records: list[PeerRecord] = []
     started = time.perf_counter()
@@ -136,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for batch_size in args.batch:
                 for r in benchmark_shape(worker, shape, batch_size, args, machine):
                     records.append(r)
-                    print(f"{r.implementation:<18} {r.shape:<7} {r.batch:>5} {r.windows_per_s:>8.1f} "
-                          f"{1e3 * r.median_step_s:>8.1f} {r.vs_best_keras:>12.2f}x", flush=True)
+                    print(f"{r.implementation:<20} {r.shape:<7} {r.batch:>5} {r.windows_per_s:>8.1f} "
+                          f"{1e3 * r.median_step_s:>8.1f} {r.vs_best_keras:>12.2f}x {r.vs_reference:>11.2f}x",
+                          flush=True)
                 if args.json is not None:
                     args.json.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n", encoding="utf-8")
     finally:
