@@ -13,9 +13,9 @@ other (the order rotates each round), so that crossl and Keras meet the same mac
 
 Windows/s = batch / median step; ``vs best keras`` = the median step of the fastest Keras
 configuration with the same dropout over this one's (above 1: faster than the release's best path,
-like for like); ``vs reference`` = the reference's median step with the same dropout over this one's. Both frameworks get ``--threads`` compute
-threads. The PyTorch rows share one process, with the allocator set as training sets it
-(``crossl.allocator``). Example (HAPT and PAMAP2 shapes, batch 64 and 256, 2 threads):
+like for like); ``vs reference`` = the reference's median step with the same dropout over this
+one's. Both frameworks get ``--threads`` compute threads. The PyTorch rows share one process, with
+the allocator set as training sets it (``crossl.allocator``). Example (HAPT and PAMAP2 shapes, batch 64 and 256, 2 threads):
 
     python benchmarks/release_peer.py --keras-python .venv-tf/bin/python --shapes hapt,pamap2 \\
         --batch 64,256 --threads 2 --repeats 10 --json benchmarks/results/DATE-peer.json
@@ -36,8 +36,18 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
-from pretrain_speed import (SHAPES, BenchModel, build_method, build_model, comma_list, machine_info, method_batch,
-                            method_step, random_batch, train_step)
+from pretrain_speed import (
+    SHAPES,
+    BenchModel,
+    build_method,
+    build_model,
+    comma_list,
+    machine_info,
+    method_batch,
+    method_step,
+    random_batch,
+    train_step,
+)
 
 KERAS = {"keras-xla-dropout": (True, True), "keras-xla": (True, False), "keras-dropout": (False, True),
          "keras": (False, False)}
