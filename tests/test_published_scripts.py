@@ -42,3 +42,12 @@ def test_method_step_benchmark_runs_through_the_package(tmp_path: Path) -> None:
     records = json.loads(out.read_text())
     assert [r["method"] for r in records] == ["crossl", "simclr"]
     assert all(r["windows_per_s"] > 0 for r in records)
+
+
+def test_hash_dropout_benchmark_checks_compiled_against_eager_decisions() -> None:
+    """The rejected hash dropout's compiled keep decisions equal the eager ones bit for bit (the script exits 1 if not)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "hash_dropout.py"), "--check-only", "--shape", "3,50,24",
+         "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "compiled == eager bit for bit" in result.stdout
