@@ -51,3 +51,16 @@ def test_hash_dropout_benchmark_checks_compiled_against_eager_decisions() -> Non
          "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "compiled == eager bit for bit" in result.stdout
+
+
+def test_oversubscription_benchmark_measures_each_policy_and_load_in_its_own_process(tmp_path: Path) -> None:
+    out = tmp_path / "records.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "oversubscription.py"), "--shape", "hapt", "--batch", "4",
+         "--threads", "1", "--load", "0,1", "--competitor", "busy", "--policies", "default,passive", "--rounds", "1",
+         "--repeats", "1", "--warmup", "0", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())
+    assert sorted((r["policy"], r["load"]) for r in records) == [("default", 0), ("default", 1), ("passive", 0),
+                                                                 ("passive", 1)]
+    assert all(r["windows_per_s"] > 0 for r in records)
