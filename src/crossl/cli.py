@@ -20,6 +20,7 @@ from crossl.config import METHOD_NAMES, RunConfig, demo_config, options_for
 from crossl.config_fields import plain_config
 from crossl.errors import CrosslError
 from crossl.method_options import METHOD_OPTIONS, option_owners
+from crossl.openmp import choose_wait_policy
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -304,6 +305,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGINT, _interrupt)
     try:
+        choose_wait_policy()  # before anything imports torch: OpenMP reads it once, at start
         out = run(argv)
     except CrosslError as exc:
         print(f"crossl: error: {exc}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """``crossl bench``: run a grid's cells (in parallel processes), skip finished ones, collect the results.
 
 Each cell runs in a process of its own (``crossl bench GRID --cell K``) with ``threads`` compute
-threads, ``jobs x threads`` never above the machine's cores: two cells sharing cores would spin at
-each other's OpenMP barriers. A cell that fails is recorded with its error and the others go on;
+threads, ``jobs x threads`` by default never above the machine's cores: two cells sharing cores
+would spin at each other's OpenMP barriers. Where the user asks for more, the cells wait passively
+(``crossl.openmp``). A cell that fails is recorded with its error and the others go on;
 ``retry_failed`` runs the recorded ones again. The parent imports no torch.
 """
 
@@ -25,6 +26,7 @@ from typing import IO, Any
 from crossl.bench.spec import Cell, Grid
 from crossl.errors import CrosslError
 from crossl.io import write_json_atomic, write_text_atomic
+from crossl.openmp import CHOICE_VARIABLE, cell_wait_policy
 
 GRID_COPY = "grid.yaml"
 RESULTS_JSON = "results.json"
@@ -126,7 +128,8 @@ def run_grid(grid: Grid, grid_arg: str, out: Path, jobs: int = 1, threads: int |
     threads = threads or default_threads(jobs)
     cores = os.cpu_count() or 1
     if jobs * threads > cores:
-        log(f"warning: {jobs} jobs x {threads} threads is more than the {cores} cores: cells will slow each other down")
+        log(f"warning: {jobs} jobs x {threads} threads is more than the {cores} cores: cells will slow each other "
+            "down (their OpenMP threads wait passively, so in proportion to the cores shared)")
     lock = _hold_lock(out)
     try:
         write_text_atomic(out / GRID_COPY, grid.source.text)
@@ -161,6 +164,7 @@ def _run_cells(grid: Grid, grid_arg: str, out: Path, todo: list[Cell], jobs: int
     processes: list[subprocess.Popen[bytes]] = []
     index = {c.id: k for k, c in enumerate(grid.cells)}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env.setdefault(CHOICE_VARIABLE, cell_wait_policy(jobs, threads, os.cpu_count() or 1))
 
     def one(cell: Cell) -> tuple[Cell, float, int]:
         started = time.perf_counter()
