@@ -45,7 +45,7 @@ def test_busy_cores_make_the_command_line_wait_passively() -> None:
 
 def test_idle_cores_leave_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     _without_torch(monkeypatch)
-    monkeypatch.setattr(openmp, "other_busy_cores", lambda seconds: 0.1)
+    monkeypatch.setattr(openmp, "other_busy_cores", lambda seconds, cores=None: 0.1)
     env: dict[str, str] = {}
     assert openmp.choose_wait_policy(env) == "default"
     assert env == {}
@@ -70,7 +70,7 @@ def test_nothing_changes_once_torch_has_started(monkeypatch: pytest.MonkeyPatch)
 def test_an_explicit_choice_skips_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     _without_torch(monkeypatch)
 
-    def no_sample(seconds: float) -> float:
+    def no_sample(seconds: float, cores: object = None) -> float:
         raise AssertionError("sampled although the choice was explicit")
 
     monkeypatch.setattr(openmp, "other_busy_cores", no_sample)
@@ -102,3 +102,21 @@ def test_the_command_line_reports_an_unknown_choice_in_one_line() -> None:
 ])
 def test_grid_cells_wait_passively_only_when_they_share_cores(jobs: int, threads: int, cores: int, expected: str) -> None:
     assert openmp.cell_wait_policy(jobs, threads, cores) == expected
+
+
+@pytest.mark.parametrize(("other_busy", "cores", "threads", "expected"), [
+    (0.1, 2, 2, False),   # an idle machine
+    (0.6, 2, 2, True),    # every core wanted, one partly taken
+    (0.6, 4, 2, False),   # two cores to spare: the threads find free ones
+    (2.6, 4, 2, True),    # fewer than two left free
+])
+def test_passive_only_when_fewer_cores_are_free_than_threads_start(other_busy: float, cores: int, threads: int,
+                                                                   expected: bool) -> None:
+    assert openmp.cores_too_busy(other_busy, cores, threads) is expected
+
+
+@pytest.mark.parametrize(("environ", "expected"), [({}, 8), ({"OMP_NUM_THREADS": "2"}, 2),
+                                                   ({"OMP_NUM_THREADS": "4,2"}, 4), ({"OMP_NUM_THREADS": "x"}, 8)])
+def test_planned_threads_follow_omp_num_threads(environ: dict[str, str], expected: int) -> None:
+    assert openmp.planned_threads(environ, 8) == expected
+
