@@ -1,0 +1,154 @@
+"""Each encoder convolution's forward, input gradient and weight gradient: time, FLOP rate, share.
+
+A crossl pretraining step spends most of its time in the three convolutions of each modality's
+TCN encoder and their gradients. This script times those pieces one by one, as the package runs
+them (``ConvBlock.convolve``: a 2-D convolution on a channels-last view of ``(batch, time,
+channels)``), for one modality of a shape at a batch size, and sets them beside the whole step
+(``pretrain_speed.py``'s ``crossl`` step, measured in the same process):
+
+- ``forward``: the convolution;
+- ``grad input``: the gradient with respect to its input (not needed for the first layer in
+  training, whose input is the data: autograd skips it there);
+- ``grad weight``: the gradients of weight and bias.
+
+Each piece's FLOP rate is set against the machine's fastest fp32 kernel measured in the same run
+(``pretrain_speed.convolution_peak_flops``); ``share`` is (piece time x modalities) / step time.
+
+    python benchmarks/conv_layers.py --shape hapt --batch 256 --threads 2 --repeats 20 --json OUT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from pretrain_speed import (
+    DIM,
+    KERNEL_SIZES,
+    SHAPES,
+    build_model,
+    convolution_peak_flops,
+    machine_info,
+    random_batch,
+    train_step,
+)
+
+from crossl.allocator import keep_freed_memory
+from crossl.models.encoders import ConvBlock
+
+
+@dataclass
+class PieceRecord:
+    layer: int
+    in_channels: int
+    out_channels: int
+    kernel: int
+    piece: str
+    median_ms: float
+    gflop_per_s: float
+    share_of_peak: float
+    share_of_step: float
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def step_ms(shape: str, batch_size: int, repeats: int, warmup: int) -> float:
+    """Median milliseconds of the whole crossl pretraining step (fp32) on this shape and batch."""
+    torch.manual_seed(0)
+    model = build_model("crossl", SHAPES[shape])
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = random_batch(SHAPES[shape], batch_size, torch.device("cpu"))
+    steps = [sum(train_step(model, batch, optimizer, i, "32").values()) for i in range(warmup + repeats)]
+    return 1e3 * statistics.median(steps[warmup:])
+
+
+def time_pieces(block: ConvBlock, x: torch.Tensor, grad: torch.Tensor, repeats: int, warmup: int) -> dict[str, float]:
+    """Median milliseconds of ``block``'s convolution forward, input gradient and weight gradient on ``x``."""
+
+    def forward() -> object:
+        with torch.no_grad():
+            return block.convolve(x)
+
+    def grad_input() -> object:
+        return torch.autograd.grad(block.convolve(x), [x], grad)
+
+    def grad_weight() -> object:
+        return torch.autograd.grad(block.convolve(x.detach()), [block.conv.weight, block.conv.bias], grad)
+
+    forward_ms = median_ms(forward, repeats, warmup)
+    # autograd's backward for one input includes the forward it differentiates: subtract it
+    return {"forward": forward_ms,
+            "grad input": max(0.0, median_ms(grad_input, repeats, warmup) - forward_ms),
+            "grad weight": max(0.0, median_ms(grad_weight, repeats, warmup) - forward_ms)}
+
+
+def layer_pieces(shape: str, batch_size: int, repeats: int, warmup: int, peak: float, step: float) -> list[PieceRecord]:
+    time_steps, channels = next(iter(SHAPES[shape].values()))
+    modalities = len(SHAPES[shape])
+    widths = [channels, DIM // 4, DIM // 2, DIM]
+    generator = torch.Generator().manual_seed(0)
+    records = []
+    for layer, kernel in enumerate(KERNEL_SIZES):
+        block = ConvBlock(widths[layer], widths[layer + 1], kernel, dropout=0.0)
+        x = torch.randn((batch_size, time_steps, widths[layer]), generator=generator, requires_grad=True)
+        out = block.convolve(x)
+        grad = torch.randn(out.shape, generator=generator).contiguous()
+        flops = 2 * batch_size * time_steps * widths[layer] * widths[layer + 1] * kernel
+        pieces = time_pieces(block, x, grad, repeats, warmup)
+        for piece, ms in pieces.items():
+            rate = flops / (ms / 1e3) if ms > 0 else float("nan")
+            records.append(PieceRecord(layer + 1, widths[layer], widths[layer + 1], kernel, piece, ms, rate / 1e9,
+                                       rate / peak, ms * modalities / step))
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="hapt")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peak = convolution_peak_flops(torch.device("cpu"), args.repeats)
+    step = step_ms(args.shape, args.batch, args.repeats, args.warmup)
+    records = layer_pieces(args.shape, args.batch, args.repeats, args.warmup, peak, step)
+    print(f"{args.shape} batch {args.batch}: step {step:.1f} ms; convolution peak {peak / 1e9:.1f} GFLOP/s; "
+          f"{len(SHAPES[args.shape])} modalities")
+    print(f"{'layer':>5} {'in->out':>8} {'k':>3} {'piece':<12} {'ms':>7} {'GFLOP/s':>8} {'of peak':>8} {'of step':>8}")
+    for r in records:
+        print(f"{r.layer:>5} {f'{r.in_channels}->{r.out_channels}':>8} {r.kernel:>3} {r.piece:<12} {r.median_ms:>7.2f} "
+              f"{r.gflop_per_s:>8.1f} {100 * r.share_of_peak:>7.1f}% {100 * r.share_of_step:>7.1f}%")
+    trained = [r for r in records if not (r.layer == 1 and r.piece == "grad input")]
+    print(f"convolutions as trained (layer 1 without its input gradient): "
+          f"{100 * sum(r.share_of_step for r in trained):.1f}% of the step")
+    if args.json is not None:
+        payload = {"shape": args.shape, "batch": args.batch, "step_ms": step, "peak_flops": peak,
+                   "machine": machine_info(torch.device("cpu")), "pieces": [asdict(r) for r in records]}
+        partial = args.json.with_name(args.json.name + ".partial")
+        partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        partial.replace(args.json)
+
+
+if __name__ == "__main__":
+    main()
