@@ -156,4 +156,6 @@ def test_two_process_cli_pretrain_writes_one_run_equal_to_one_process(tmp_path: 
     ddp, one = logged_losses(run), logged_losses(tmp_path / "one")
     assert len(ddp["train/loss"]) == 2  # both epochs, logged once
     for key in ddp:
-        assert ddp[key] == pytest.approx(one[key], rel=1e-5), key
+        # float sums in another order (two shards, all-reduced; the one-process run's own thread
+        # count): 1.7e-5 apart measured with one thread; a wrong shard or seed is off by far more
+        assert ddp[key] == pytest.approx(one[key], rel=1e-4), key
