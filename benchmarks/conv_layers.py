@@ -22,22 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from pretrain_speed import (
-    DIM,
-    KERNEL_SIZES,
-    SHAPES,
-    build_model,
-    convolution_peak_flops,
-    machine_info,
-    random_batch,
-    train_step,
-)
+from pretrain_speed import DIM, KERNEL_SIZES, SHAPES, convolution_peak_flops, crossl_step_seconds, machine_info, median_ms
 
 from crossl.allocator import keep_freed_memory
 from crossl.models.encoders import ConvBlock
@@ -56,26 +46,9 @@ class PieceRecord:
     share_of_step: float
 
 
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def step_ms(shape: str, batch_size: int, repeats: int, warmup: int) -> float:
     """Median milliseconds of the whole crossl pretraining step (fp32) on this shape and batch."""
-    torch.manual_seed(0)
-    model = build_model("crossl", SHAPES[shape])
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    batch = random_batch(SHAPES[shape], batch_size, torch.device("cpu"))
-    steps = [sum(train_step(model, batch, optimizer, i, "32").values()) for i in range(warmup + repeats)]
-    return 1e3 * statistics.median(steps[warmup:])
+    return 1e3 * statistics.median(crossl_step_seconds(shape, batch_size, repeats, warmup))
 
 
 def time_pieces(block: ConvBlock, x: torch.Tensor, grad: torch.Tensor, repeats: int, warmup: int) -> dict[str, float]:

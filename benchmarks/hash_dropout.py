@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pretrain_speed import machine_info
+from pretrain_speed import machine_info, median_ms
 
 from crossl.allocator import keep_freed_memory
 from crossl.models.encoders import LAYER_NORM_EPS, compiled_norm_act_dropout, dropout_keep_scale
@@ -100,17 +98,6 @@ def check(shape: Sequence[int], p: float) -> list[str]:
         if abs(kept - (1 - p)) > 5 * ((p * (1 - p)) / eager.numel()) ** 0.5 + 1e-9:
             problems.append(f"key {key_value}: kept fraction {kept:.4f}, expected {1 - p}")
     return problems
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def measure(shape: Sequence[int], p: float, repeats: int, warmup: int) -> dict[str, float]:

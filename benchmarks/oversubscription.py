@@ -62,19 +62,13 @@ def policy_environment(policy: str) -> dict[str, str]:
 def child(shape: str, batch_size: int, threads: int, repeats: int, warmup: int) -> dict[str, Any]:
     """Time ``repeats`` crossl pretraining steps in this process (its OpenMP already configured)."""
     import torch
-    from pretrain_speed import SHAPES, build_model, random_batch, train_step
+    from pretrain_speed import crossl_step_seconds
 
     from crossl.allocator import keep_freed_memory
 
     keep_freed_memory()
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = build_model("crossl", SHAPES[shape])
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    batch = random_batch(SHAPES[shape], batch_size, torch.device("cpu"))
-    steps = [sum(train_step(model, batch, optimizer, i, "32").values()) for i in range(warmup + repeats)]
-    return {"step_s": steps[warmup:]}
+    return {"step_s": crossl_step_seconds(shape, batch_size, repeats, warmup)}
 
 
 def child_command(args: argparse.Namespace, repeats: int) -> list[str]:
