@@ -13,8 +13,11 @@ channels)``), for one modality of a shape at a batch size, and sets them beside 
 
 Each piece's FLOP rate is set against the machine's fastest fp32 kernel measured in the same run
 (``pretrain_speed.convolution_peak_flops``); ``share`` is (piece time x modalities) / step time.
+With ``--precision bf16-mixed`` the pieces and the step run under bf16 autocast, as training with
+``--precision bf16-mixed`` runs them; the peak stays the fp32 one, so on a CPU with bf16 matrix
+units (AMX) a piece can run above 100% of it.
 
-    python benchmarks/conv_layers.py --shape hapt --batch 256 --threads 2 --repeats 20 --json OUT.json
+    python benchmarks/conv_layers.py --shape hapt --batch 256 --threads 2 --repeats 20 [--precision bf16-mixed] --json OUT.json
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from pretrain_speed import DIM, KERNEL_SIZES, SHAPES, convolution_peak_flops, crossl_step_seconds, machine_info, median_ms
+from pretrain_speed import (
+    DIM,
+    KERNEL_SIZES,
+    PRECISIONS,
+    SHAPES,
+    autocast,
+    convolution_peak_flops,
+    crossl_step_seconds,
+    machine_info,
+    median_ms,
+)
 
 from crossl.allocator import keep_freed_memory
 from crossl.models.encoders import ConvBlock
@@ -46,23 +59,29 @@ class PieceRecord:
     share_of_step: float
 
 
-def step_ms(shape: str, batch_size: int, repeats: int, warmup: int) -> float:
-    """Median milliseconds of the whole crossl pretraining step (fp32) on this shape and batch."""
-    return 1e3 * statistics.median(crossl_step_seconds(shape, batch_size, repeats, warmup))
+def step_ms(shape: str, batch_size: int, repeats: int, warmup: int, precision: str) -> float:
+    """Median milliseconds of the whole crossl pretraining step at ``precision`` on this shape and batch."""
+    return 1e3 * statistics.median(crossl_step_seconds(shape, batch_size, repeats, warmup, precision))
 
 
-def time_pieces(block: ConvBlock, x: torch.Tensor, grad: torch.Tensor, repeats: int, warmup: int) -> dict[str, float]:
+def time_pieces(block: ConvBlock, x: torch.Tensor, grad: torch.Tensor, repeats: int, warmup: int,
+                precision: str) -> dict[str, float]:
     """Median milliseconds of ``block``'s convolution forward, input gradient and weight gradient on ``x``."""
+    cpu = torch.device("cpu")
 
     def forward() -> object:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(cpu, precision):
             return block.convolve(x)
 
     def grad_input() -> object:
-        return torch.autograd.grad(block.convolve(x), [x], grad)
+        with autocast(cpu, precision):
+            out = block.convolve(x)
+        return torch.autograd.grad(out, [x], grad.to(out.dtype))
 
     def grad_weight() -> object:
-        return torch.autograd.grad(block.convolve(x.detach()), [block.conv.weight, block.conv.bias], grad)
+        with autocast(cpu, precision):
+            out = block.convolve(x.detach())
+        return torch.autograd.grad(out, [block.conv.weight, block.conv.bias], grad.to(out.dtype))
 
     forward_ms = median_ms(forward, repeats, warmup)
     # autograd's backward for one input includes the forward it differentiates: subtract it
@@ -71,7 +90,8 @@ def time_pieces(block: ConvBlock, x: torch.Tensor, grad: torch.Tensor, repeats: 
             "grad weight": max(0.0, median_ms(grad_weight, repeats, warmup) - forward_ms)}
 
 
-def layer_pieces(shape: str, batch_size: int, repeats: int, warmup: int, peak: float, step: float) -> list[PieceRecord]:
+def layer_pieces(shape: str, batch_size: int, repeats: int, warmup: int, peak: float, step: float,
+                 precision: str = "32") -> list[PieceRecord]:
     time_steps, channels = next(iter(SHAPES[shape].values()))
     modalities = len(SHAPES[shape])
     widths = [channels, DIM // 4, DIM // 2, DIM]
@@ -83,7 +103,7 @@ def layer_pieces(shape: str, batch_size: int, repeats: int, warmup: int, peak: f
         out = block.convolve(x)
         grad = torch.randn(out.shape, generator=generator).contiguous()
         flops = 2 * batch_size * time_steps * widths[layer] * widths[layer + 1] * kernel
-        pieces = time_pieces(block, x, grad, repeats, warmup)
+        pieces = time_pieces(block, x, grad, repeats, warmup, precision)
         for piece, ms in pieces.items():
             rate = flops / (ms / 1e3) if ms > 0 else float("nan")
             records.append(PieceRecord(layer + 1, widths[layer], widths[layer + 1], kernel, piece, ms, rate / 1e9,
@@ -98,15 +118,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--precision", choices=PRECISIONS, default="32")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     peak = convolution_peak_flops(torch.device("cpu"), args.repeats)
-    step = step_ms(args.shape, args.batch, args.repeats, args.warmup)
-    records = layer_pieces(args.shape, args.batch, args.repeats, args.warmup, peak, step)
-    print(f"{args.shape} batch {args.batch}: step {step:.1f} ms; convolution peak {peak / 1e9:.1f} GFLOP/s; "
+    step = step_ms(args.shape, args.batch, args.repeats, args.warmup, args.precision)
+    records = layer_pieces(args.shape, args.batch, args.repeats, args.warmup, peak, step, args.precision)
+    print(f"{args.shape} batch {args.batch} {args.precision}: step {step:.1f} ms; "
+          f"fp32 convolution peak {peak / 1e9:.1f} GFLOP/s; "
           f"{len(SHAPES[args.shape])} modalities")
     print(f"{'layer':>5} {'in->out':>8} {'k':>3} {'piece':<12} {'ms':>7} {'GFLOP/s':>8} {'of peak':>8} {'of step':>8}")
     for r in records:
@@ -116,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"convolutions as trained (layer 1 without its input gradient): "
           f"{100 * sum(r.share_of_step for r in trained):.1f}% of the step")
     if args.json is not None:
-        payload = {"shape": args.shape, "batch": args.batch, "step_ms": step, "peak_flops": peak,
+        payload = {"shape": args.shape, "batch": args.batch, "precision": args.precision, "step_ms": step, "peak_flops": peak,
                    "machine": machine_info(torch.device("cpu")), "pieces": [asdict(r) for r in records]}
         partial = args.json.with_name(args.json.name + ".partial")
         partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -302,15 +302,16 @@ def train_step(model: BenchModel, batch: Batch, optimizer: torch.optim.Optimizer
     return clock.seconds
 
 
-def crossl_step_seconds(shape: str, batch_size: int, repeats: int, warmup: int) -> list[float]:
-    """Seconds of each of ``repeats`` fp32 ``crossl`` pretraining steps, after ``warmup`` untimed
-    ones, on random windows of ``shape`` (a key of :data:`SHAPES`), in this process's threads."""
+def crossl_step_seconds(shape: str, batch_size: int, repeats: int, warmup: int, precision: str = "32") -> list[float]:
+    """Seconds of each of ``repeats`` ``crossl`` pretraining steps at ``precision`` (a key of
+    :data:`PRECISIONS`), after ``warmup`` untimed ones, on random windows of ``shape`` (a key of
+    :data:`SHAPES`), in this process's threads."""
     torch.manual_seed(0)
     model = build_model("crossl", SHAPES[shape])
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     batch = random_batch(SHAPES[shape], batch_size, torch.device("cpu"))
-    steps = [sum(train_step(model, batch, optimizer, i, "32").values()) for i in range(warmup + repeats)]
+    steps = [sum(train_step(model, batch, optimizer, i, precision).values()) for i in range(warmup + repeats)]
     return steps[warmup:]
 
 

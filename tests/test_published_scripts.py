@@ -64,3 +64,18 @@ def test_oversubscription_benchmark_measures_each_policy_and_load_in_its_own_pro
     assert sorted((r["policy"], r["load"]) for r in records) == [("default", 0), ("default", 1), ("passive", 0),
                                                                  ("passive", 1)]
     assert all(r["windows_per_s"] > 0 for r in records)
+
+
+def test_convolution_pieces_benchmark_runs_under_bf16_autocast(tmp_path: Path) -> None:
+    """``conv_layers.py --precision bf16-mixed`` times every layer's three pieces and records the precision."""
+    out = tmp_path / "pieces.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "conv_layers.py"), "--shape", "hapt", "--batch", "4",
+         "--threads", "1", "--repeats", "1", "--warmup", "0", "--precision", "bf16-mixed", "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(out.read_text())
+    assert payload["precision"] == "bf16-mixed"
+    assert sorted({(p["layer"], p["piece"]) for p in payload["pieces"]}) == sorted(
+        (layer, piece) for layer in (1, 2, 3) for piece in ("forward", "grad input", "grad weight"))
+    assert all(p["median_ms"] > 0 for p in payload["pieces"] if p["piece"] == "forward")
