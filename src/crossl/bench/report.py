@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +20,10 @@ from crossl.bench.spec import Grid
 from crossl.data.splits import split_kind
 from crossl.evaluation.statistics import Comparison, Summary, paired_comparison, summarize_scores
 from crossl.io import write_text_atomic
-from crossl.reports.machine import cpu_model
+from crossl.reports.machine import machine_summary
 
 Row = dict[str, Any]
 PART_NAMES = {"test": "test", "validation": "validation"}
-
-
-def machine_line() -> str:
-    try:
-        torch = metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        torch = "?"
-    return f"{cpu_model()}, {os.cpu_count()} cores, torch {torch}, Python {platform.python_version()}"
 
 
 # ---------------------------------------------------------------- selecting scores
@@ -300,7 +289,7 @@ def write_bench_report(grid: Grid, out: Path, rows: Sequence[Row], command: str)
     parts = [
         f"# crossl bench: {grid.name}", "",
         f"- command: `{command}`",
-        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine_line()}",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine_summary()}",
         f"- cells: {done_cells} of {len(grid.cells)} finished ({finished} with records); "
         f"`crossl bench {grid.arg} --list` shows them",
         f"- **every number is macro-F1 on the {part} subjects**"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+from importlib import metadata
 from pathlib import Path
 
 
@@ -15,3 +17,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_summary() -> str:
+    """``"<CPU model>, <n> cores, torch <version>, Python <version>"``: where a result was computed."""
+    try:
+        torch = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch = "?"
+    return f"{cpu_model()}, {os.cpu_count()} cores, torch {torch}, Python {platform.python_version()}"
