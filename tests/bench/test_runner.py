@@ -14,6 +14,7 @@ import pytest
 from tiny_grid import make_data, write_grid
 
 from crossl.bench.grid import load_grid
+from crossl.reports.machine import machine_summary
 
 FULL = """\
 protocols: [linear, finetune]
@@ -135,6 +136,9 @@ def test_list_and_cell_run_one_cell_the_way_a_cluster_array_task_does(tmp_path: 
     assert statuses == ["todo", "done", "todo"]
     report = bench(grid_file, "--out", out, "--report")
     assert report.returncode == 0 and "cells: 1 of 3 finished" in (out / "report" / "report.md").read_text()
+    computed = [json.loads(p.read_text())["machine"] for p in (out / "cells").glob("*/cell.json")]
+    assert computed == [machine_summary()]
+    assert f"- cells computed on: {machine_summary()} (1)\n" in (out / "report" / "report.md").read_text()
     assert bench(grid_file, "--out", out, "--cell", "3").returncode == 2
 
 

@@ -25,6 +25,7 @@ from crossl.evaluation.features import compute_features
 from crossl.evaluation.label_efficiency import evaluate_label_efficiency, head_source, label_subsets
 from crossl.io import write_atomic, write_json_atomic
 from crossl.pipeline import check_before_output, pretrain_stage, save_label_subsets, save_split
+from crossl.reports.machine import machine_summary
 from crossl.run import RunDirectory
 
 CELL_FILE = "cell.json"
@@ -52,7 +53,10 @@ def run_cell(cell: Cell, out: Path, log: Callable[[str], None] = _log) -> Path:
     seeds = sorted({s for e in cell.evaluations for s in e.label_seeds})
     subsets = label_subsets(windows, split, EvalConfig(label_fractions=tuple(fractions), seeds=tuple(seeds)))
     run = RunDirectory.open(final, config, resume=True)
-    write_json_atomic(run.path(CELL_FILE), {"id": cell.id, **cell.spec(), "roles": cell.roles})
+    # The machine that (last) computed the cell: the same seed gives the same numbers on one machine,
+    # not across CPUs, so a grid finished on several machines says so in its report.
+    write_json_atomic(run.path(CELL_FILE), {"id": cell.id, **cell.spec(), "roles": cell.roles,
+                                            "machine": machine_summary()})
     save_split(run, split, windows)
     save_label_subsets(run, subsets, windows)
     model = pretrain_stage(windows, split, config, run, resume=True) if pretrains else None

@@ -279,6 +279,22 @@ def _split_line(grid: Grid, out: Path, dataset: str) -> str:
     return "- split: no cell has finished yet"
 
 
+def machines_line(grid: Grid, out: Path) -> str:
+    """Which machines computed the finished cells (``cell.json``'s ``machine``), with a count each."""
+    counts: dict[str, int] = defaultdict(int)
+    for cell in grid.cells:
+        directory = out / "cells" / cell.id
+        if (directory / "results.json").is_file():
+            spec_file = directory / "cell.json"
+            spec = json.loads(spec_file.read_text(encoding="utf-8")) if spec_file.is_file() else {}
+            counts[spec.get("machine") or "not recorded"] += 1
+    if not counts:
+        return "- cells computed on: no cell has finished yet"
+    listed = "; ".join(f"{machine} ({n})" for machine, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    note = " (the same seed gives the same numbers on one machine, not across CPUs)" if len(counts) > 1 else ""
+    return f"- cells computed on: {listed}{note}"
+
+
 def write_bench_report(grid: Grid, out: Path, rows: Sequence[Row], command: str) -> Path:
     """``out/report/report.md`` and its PNGs, from the finished cells' rows."""
     report_dir = out / "report"
@@ -292,6 +308,7 @@ def write_bench_report(grid: Grid, out: Path, rows: Sequence[Row], command: str)
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine_summary()}",
         f"- cells: {done_cells} of {len(grid.cells)} finished ({finished} with records); "
         f"`crossl bench {grid.arg} --list` shows them",
+        machines_line(grid, out),
         f"- **every number is macro-F1 on the {part} subjects**"
         + (" (the grid chooses between variants: test subjects are not used)" if part == "validation" else ""),
         "- a table cell: mean ± std [95% bootstrap CI of the mean, resampling pretraining seeds and then label "
