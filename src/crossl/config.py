@@ -158,10 +158,11 @@ class EvalConfig:
     backbone_lr_scale: float = 0.1
     #: Features the head reads: "aggregator" (the paper's figure), "concat" (the release's default),
     #: or "auto" (what the method trains: the aggregator, or "concat" for encoder-only methods).
-    #: "auto" (the aggregator for CroSSL) since the recipe study (docs/results/hapt-recipe/): on the
-    #: chosen recipe "concat" moved validation macro-F1 by +0.006 (fine-tune 1%), -0.001 (10%) and
-    #: +0.022 (linear 1%), every interval including 0; and "concat" fills a missing modality's
-    #: slot with zeros, where the aggregator was pretrained on stacks with modalities masked out.
+    #: "auto" (the aggregator for CroSSL) since the recipe study (docs/results/hapt-recipe/, 6
+    #: pretraining seeds): on the chosen recipe "concat" leaves fine-tuning level (+0.004 at 1%,
+    #: interval including 0; -0.000 at 10%) while raising the frozen probe (+0.023 at 1%, +0.009 at
+    #: 10%); and "concat" fills a missing modality's slot with zeros, where the aggregator was
+    #: pretrained on stacks with modalities masked out.
     head_input: HeadInput = "auto"
     #: Trainable protocols on a backbone (``finetune``, ``supervised``): the probability that a present
     #: modality is hidden from a labeled training window (at least one is always kept), so that the
