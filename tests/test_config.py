@@ -140,6 +140,8 @@ def test_validate_rejects_batch_size_one():
     ("evaluation:\n  label_fractions: [0.0]\n", "fractions must lie in \\(0, 1\\]"),
     ("model:\n  mask_token: 1\n", "model.mask_token must be true or false"),
     ("pretrain:\n  epochs: -1\n", "pretrain.epochs: must be zero or positive"),
+    ("evaluation:\n  head_warmup: 1.0\n", "evaluation.head_warmup: is a fraction of the step budget in \\[0, 1\\)"),
+    ("evaluation:\n  label_smoothing: -0.1\n", "evaluation.label_smoothing: must lie in \\[0, 1\\)"),
 ])
 def test_yaml_values_are_type_and_range_checked(tmp_path, yaml_text, message):
     (tmp_path / "c.yaml").write_text(yaml_text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from conftest import small_model_configs, synthetic_arrays
 
 from crossl.api import CroSSL
 from crossl.errors import CrosslError
-from crossl.training import IndexBatchSampler
+from crossl.training import IndexBatchSampler, classifier_lr_factor
 
 
 def epoch_losses(run_dir: Path) -> list[float]:
@@ -86,3 +87,15 @@ def test_batch_sampler_reshuffles_per_epoch() -> None:
     first = next(iter(sampler)).tolist()
     sampler.set_epoch(1)
     assert next(iter(sampler)).tolist() != first
+
+
+def test_classifier_lr_is_zero_before_its_start_then_decays_from_one_to_zero() -> None:
+    assert [classifier_lr_factor(s, total=10, start=4) for s in (0, 3)] == [0.0, 0.0]
+    assert classifier_lr_factor(4, total=10, start=4) == 1.0
+    assert classifier_lr_factor(7, total=10, start=4) == pytest.approx(0.5)
+    assert classifier_lr_factor(10, total=10, start=4) == pytest.approx(0.0)
+
+
+def test_classifier_lr_from_step_zero_is_the_plain_cosine() -> None:
+    for step in range(12):
+        assert classifier_lr_factor(step, total=12) == 0.5 * (1.0 + math.cos(math.pi * step / 12))

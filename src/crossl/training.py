@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -127,11 +128,15 @@ class ClassifierModule(L.LightningModule):
 
     Adam with a cosine decay to zero over ``total_steps``: the model is scored at its last step, and
     a decayed learning rate makes that step a settled one rather than a random point of the walk.
+    With ``head_warmup_steps``, the first steps train the head alone on the backbone frozen (eval
+    mode, no gradients: Adam leaves the backbone's state untouched until it joins), and the
+    backbone's learning rate decays from its full value over the steps that remain.
     """
 
     def __init__(self, head: nn.Module, backbone: CrossModalBackbone | None = None, source: str = "aggregator",
                  train_backbone: bool = True, lr: float = 1e-3, backbone_lr_scale: float = 1.0,
-                 total_steps: int = 1, modality_dropout: float = 0.0, seed: int = 0) -> None:
+                 total_steps: int = 1, modality_dropout: float = 0.0, seed: int = 0, head_warmup_steps: int = 0,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__()
         #: probability that a present modality is hidden from a training window (backbone runs only)
         self.modality_dropout = modality_dropout
@@ -143,12 +148,22 @@ class ClassifierModule(L.LightningModule):
         self.lr = lr
         self.backbone_lr_scale = backbone_lr_scale
         self.total_steps = total_steps
+        self.head_warmup_steps = head_warmup_steps
+        self.label_smoothing = label_smoothing
         if backbone is not None and not train_backbone:
             backbone.requires_grad_(False)
+
+    def backbone_frozen(self) -> bool:
+        """Whether this training step trains the head alone (the head warm-up)."""
+        return self.training and self.global_step < self.head_warmup_steps
 
     def forward(self, batch: Batch) -> torch.Tensor:
         if self.backbone is None:
             return self.head(batch["features"])
+        if self.backbone_frozen():
+            with torch.no_grad():
+                features = self.backbone.features(batch["inputs"], batch["presence"], self.source)
+            return self.head(features)
         return self.head(self.backbone.features(batch["inputs"], batch["presence"], self.source))
 
     def on_train_epoch_start(self) -> None:
@@ -156,11 +171,16 @@ class ClassifierModule(L.LightningModule):
             # Fine-tuning trains with dropout; frozen features are computed without it.
             self.backbone.train(self.train_backbone)
 
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        if self.backbone is not None and self.head_warmup_steps > 0:
+            # Frozen features are computed without dropout; the backbone trains with it once it joins.
+            self.backbone.train(self.train_backbone and not self.backbone_frozen())
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         if self.backbone is not None and self.modality_dropout > 0:
             batch = {**batch, "presence": drop_modalities(batch["presence"], self.modality_dropout,
                                                           stream_generator(self.seed, "modality-dropout", self.global_step))}
-        loss = nn.functional.cross_entropy(self(batch), batch["labels"])
+        loss = nn.functional.cross_entropy(self(batch), batch["labels"], label_smoothing=self.label_smoothing)
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch["labels"].shape[0])
         return loss
 
@@ -172,9 +192,18 @@ class ClassifierModule(L.LightningModule):
         if self.backbone is not None and self.train_backbone:
             groups.append({"params": list(self.backbone.parameters()), "lr": self.lr * self.backbone_lr_scale})
         optimizer = torch.optim.Adam(groups)
+        starts = [0, self.head_warmup_steps][:len(groups)]
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps)))
+            optimizer, [functools.partial(classifier_lr_factor, total=self.total_steps, start=s) for s in starts])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def classifier_lr_factor(step: int, total: int, start: int = 0) -> float:
+    """A classifier's learning rate at optimiser ``step`` as a share of its configured one: 0 before
+    ``start``, then a cosine decay from 1 at ``start`` to 0 at ``total``."""
+    if step < start:
+        return 0.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - start, total - start) / max(1, total - start)))
 
 
 def quiet_lightning() -> None:

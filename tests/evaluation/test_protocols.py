@@ -3,6 +3,7 @@ where they say, and frozen features are the rows of the labeled windows they sta
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from crossl.data.container import WindowSet
 from crossl.data.splits import split_by_subjects
 from crossl.evaluation.features import compute_features
 from crossl.evaluation.metrics import classification_metrics
+from crossl.models.heads import mlp_head
+from crossl.training import ClassifierModule
 
 
 def test_linear_probe_scores_about_one_on_separable_features() -> None:
@@ -163,3 +166,53 @@ def test_windows_without_a_class_are_left_out_of_the_score(pretrained: CroSSL) -
         pretrained.model_config)
     assert scored[0]["macro_f1"] == reference[0]["macro_f1"]
     assert scored[0]["accuracy"] == reference[0]["accuracy"]
+
+
+def finetuned_backbone(model: CroSSL, steps: int, head_warmup_steps: int) -> dict[str, torch.Tensor]:
+    """The backbone weights after ``steps`` fine-tuning steps of which the first ``head_warmup_steps`` train the head alone."""
+    windows, split = labeled_set()
+    batches = WindowBatches(windows, model.stats, split.train)  # type: ignore[arg-type]
+    backbone = copy.deepcopy(model.backbone).train()  # type: ignore[union-attr]
+    module = ClassifierModule(mlp_head(backbone.feature_dim("aggregator"), 3), backbone, total_steps=steps,  # type: ignore[union-attr]
+                              head_warmup_steps=head_warmup_steps)
+    protocols.train_classifier(module, batches, [], EvalConfig(batch_size=8), TrainerConfig(progress=False), seed=0)
+    return {k: v.detach().clone() for k, v in module.backbone.state_dict().items()}  # type: ignore[union-attr]
+
+
+def test_head_warmup_keeps_the_backbone_frozen_for_its_steps(pretrained: CroSSL) -> None:
+    after = finetuned_backbone(pretrained, steps=4, head_warmup_steps=4)
+    for key, value in pretrained.backbone.state_dict().items():  # type: ignore[union-attr]
+        torch.testing.assert_close(after[key], value, rtol=0, atol=0)
+
+
+def test_backbone_trains_after_the_head_warmup(pretrained: CroSSL) -> None:
+    after = finetuned_backbone(pretrained, steps=6, head_warmup_steps=4)
+    reference = pretrained.backbone.state_dict()  # type: ignore[union-attr]
+    assert any(not torch.equal(after[k], reference[k]) for k in reference if k.endswith("weight"))
+
+
+def module_options(protocol: str, config: EvalConfig, model: CroSSL, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The head warm-up and label smoothing ``protocol`` trains with (training itself is skipped)."""
+    seen: dict[str, Any] = {}
+
+    def capture(module: Any, labeled: Any, tests: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        seen.update(head_warmup_steps=module.head_warmup_steps, label_smoothing=module.label_smoothing,
+                    total_steps=module.total_steps)
+        return [np.zeros(len(test), dtype=np.int64) for test in tests]
+
+    monkeypatch.setattr(protocols, "train_classifier", capture)
+    windows, split = labeled_set()
+    batches = WindowBatches(windows, model.stats, split.train)  # type: ignore[arg-type]
+    protocols.run_protocol(protocol, pretrained=model.backbone, model_config=model.model_config, labeled=batches,
+                           tests=[batches], frozen_features=None, num_classes=3, source="aggregator",
+                           config=config, trainer_config=TrainerConfig(progress=False), seed=0)
+    return seen
+
+
+def test_head_warmup_is_a_share_of_the_finetuning_budget_only(pretrained: CroSSL, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = EvalConfig(steps=200, epochs=0, head_warmup=0.25, label_smoothing=0.1)
+    finetune = module_options("finetune", config, pretrained, monkeypatch)
+    supervised = module_options("supervised", config, pretrained, monkeypatch)
+    assert (finetune["total_steps"], finetune["head_warmup_steps"]) == (200, 50)
+    assert (supervised["total_steps"], supervised["head_warmup_steps"]) == (200, 0)
+    assert finetune["label_smoothing"] == supervised["label_smoothing"] == 0.1

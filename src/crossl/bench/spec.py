@@ -29,6 +29,8 @@ NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("pretrain", "warmup_epochs"): 0.0,
     ("pretrain", "unlabeled_windows"): False,
     ("crossl", "expander"): [],
+    ("evaluation", "head_warmup"): 0.0,
+    ("evaluation", "label_smoothing"): 0.0,
 }
 
 

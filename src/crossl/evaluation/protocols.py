@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
-from crossl.config import EvalConfig, ModelConfig, TrainerConfig, step_budget
+from crossl.config import EvalConfig, ModelConfig, TrainerConfig, head_warmup_steps, step_budget
 from crossl.data.batches import WindowBatches
 from crossl.models.backbone import CrossModalBackbone
 from crossl.models.heads import mlp_head
@@ -86,7 +86,8 @@ def run_protocol(
         if protocol == "linear":
             return linear_probe(train_x.numpy(), labeled.labels, [x.numpy() for x in tests_x], seed)
         head = mlp_head(train_x.shape[1], num_classes)
-        module = ClassifierModule(head, backbone=None, lr=config.lr, total_steps=steps)
+        module = ClassifierModule(head, backbone=None, lr=config.lr, total_steps=steps,
+                                  label_smoothing=config.label_smoothing)
         train = TensorBatches({"features": train_x, "labels": torch.from_numpy(labeled.labels)})
         test_sets = [TensorBatches({"features": x, "labels": torch.from_numpy(t.labels)}) for x, t in zip(tests_x, tests)]
         return train_classifier(module, train, test_sets, config, trainer_config, seed)
@@ -96,8 +97,10 @@ def run_protocol(
     else:
         backbone = CrossModalBackbone(model_config)
     head = mlp_head(backbone.feature_dim(source), num_classes)
-    scale = config.backbone_lr_scale if protocol == "finetune" else 1.0
+    finetunes = protocol == "finetune"
     module = ClassifierModule(head, backbone, source=source, train_backbone=True, lr=config.lr,
-                              backbone_lr_scale=scale, total_steps=steps, modality_dropout=config.modality_dropout,
-                              seed=seed)
+                              backbone_lr_scale=config.backbone_lr_scale if finetunes else 1.0, total_steps=steps,
+                              modality_dropout=config.modality_dropout, seed=seed,
+                              head_warmup_steps=head_warmup_steps(config, steps) if finetunes else 0,
+                              label_smoothing=config.label_smoothing)
     return train_classifier(module, labeled, tests, config, trainer_config, seed)
