@@ -53,12 +53,13 @@ def labeled_set() -> tuple[WindowSet, Any]:
     return windows, split_by_subjects(windows.subjects, {"train": [0, 1, 2, 3], "val": [4], "test": [5]})
 
 
-def starting_weights(protocol: str, model: CroSSL, monkeypatch: pytest.MonkeyPatch) -> dict[str, torch.Tensor]:
-    """The backbone weights ``protocol`` starts training from (training itself is skipped)."""
-    seen: dict[str, torch.Tensor] = {}
+def prepared_module(protocol: str, model: CroSSL, monkeypatch: pytest.MonkeyPatch,
+                    config: EvalConfig | None = None) -> ClassifierModule:
+    """The module ``protocol`` would train, as it stands before its first step (training is skipped)."""
+    seen: list[ClassifierModule] = []
 
-    def capture(module: Any, labeled: Any, tests: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
-        seen.update({k: v.detach().clone() for k, v in module.backbone.state_dict().items()})
+    def capture(module: ClassifierModule, labeled: Any, tests: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        seen.append(module)
         return [np.zeros(len(test), dtype=np.int64) for test in tests]
 
     monkeypatch.setattr(protocols, "train_classifier", capture)
@@ -66,8 +67,13 @@ def starting_weights(protocol: str, model: CroSSL, monkeypatch: pytest.MonkeyPat
     batches = WindowBatches(windows, model.stats, split.train)  # type: ignore[arg-type]
     protocols.run_protocol(protocol, pretrained=model.backbone, model_config=model.model_config, labeled=batches,
                            tests=[batches], frozen_features=None, num_classes=3, source="aggregator",
-                           config=EvalConfig(), trainer_config=TrainerConfig(progress=False), seed=0)
-    return seen
+                           config=config or EvalConfig(), trainer_config=TrainerConfig(progress=False), seed=0)
+    return seen[0]
+
+
+def starting_weights(protocol: str, model: CroSSL, monkeypatch: pytest.MonkeyPatch) -> dict[str, torch.Tensor]:
+    """The backbone weights ``protocol`` starts training from."""
+    return dict(prepared_module(protocol, model, monkeypatch).backbone.state_dict())  # type: ignore[union-attr]
 
 
 def test_finetune_starts_from_the_pretrained_weights(pretrained: CroSSL, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,7 +179,7 @@ def finetuned_backbone(model: CroSSL, steps: int, head_warmup_steps: int) -> dic
     windows, split = labeled_set()
     batches = WindowBatches(windows, model.stats, split.train)  # type: ignore[arg-type]
     backbone = copy.deepcopy(model.backbone).train()  # type: ignore[union-attr]
-    module = ClassifierModule(mlp_head(backbone.feature_dim("aggregator"), 3), backbone, total_steps=steps,  # type: ignore[union-attr]
+    module = ClassifierModule(mlp_head(backbone.feature_dim("aggregator"), 3), backbone, total_steps=steps,
                               head_warmup_steps=head_warmup_steps)
     protocols.train_classifier(module, batches, [], EvalConfig(batch_size=8), TrainerConfig(progress=False), seed=0)
     return {k: v.detach().clone() for k, v in module.backbone.state_dict().items()}  # type: ignore[union-attr]
@@ -191,28 +197,10 @@ def test_backbone_trains_after_the_head_warmup(pretrained: CroSSL) -> None:
     assert any(not torch.equal(after[k], reference[k]) for k in reference if k.endswith("weight"))
 
 
-def module_options(protocol: str, config: EvalConfig, model: CroSSL, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The head warm-up and label smoothing ``protocol`` trains with (training itself is skipped)."""
-    seen: dict[str, Any] = {}
-
-    def capture(module: Any, labeled: Any, tests: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
-        seen.update(head_warmup_steps=module.head_warmup_steps, label_smoothing=module.label_smoothing,
-                    total_steps=module.total_steps)
-        return [np.zeros(len(test), dtype=np.int64) for test in tests]
-
-    monkeypatch.setattr(protocols, "train_classifier", capture)
-    windows, split = labeled_set()
-    batches = WindowBatches(windows, model.stats, split.train)  # type: ignore[arg-type]
-    protocols.run_protocol(protocol, pretrained=model.backbone, model_config=model.model_config, labeled=batches,
-                           tests=[batches], frozen_features=None, num_classes=3, source="aggregator",
-                           config=config, trainer_config=TrainerConfig(progress=False), seed=0)
-    return seen
-
-
 def test_head_warmup_is_a_share_of_the_finetuning_budget_only(pretrained: CroSSL, monkeypatch: pytest.MonkeyPatch) -> None:
     config = EvalConfig(steps=200, epochs=0, head_warmup=0.25, label_smoothing=0.1)
-    finetune = module_options("finetune", config, pretrained, monkeypatch)
-    supervised = module_options("supervised", config, pretrained, monkeypatch)
-    assert (finetune["total_steps"], finetune["head_warmup_steps"]) == (200, 50)
-    assert (supervised["total_steps"], supervised["head_warmup_steps"]) == (200, 0)
-    assert finetune["label_smoothing"] == supervised["label_smoothing"] == 0.1
+    finetune = prepared_module("finetune", pretrained, monkeypatch, config)
+    supervised = prepared_module("supervised", pretrained, monkeypatch, config)
+    assert (finetune.total_steps, finetune.head_warmup_steps) == (200, 50)
+    assert (supervised.total_steps, supervised.head_warmup_steps) == (200, 0)
+    assert finetune.label_smoothing == supervised.label_smoothing == 0.1
