@@ -180,6 +180,21 @@ def test_pretrain_on_a_prepared_directory_writes_linear_results(tmp_path: Path, 
     assert {(r["protocol"], r["label_fraction"]) for r in records} == {("linear", 0.5), ("linear", 1.0)}
 
 
+def test_val_subjects_flag_validates_on_those_subjects_and_refuses_a_test_subject(tmp_path: Path,
+                                                                                 crossl_home: Path) -> None:
+    data = prepared_dataset(tmp_path / "toy")
+    result = run_cli("pretrain", "--data", str(data), "--out", "run", "--epochs", "1", "--batch-size", "16",
+                     "--fractions", "1", "--seeds", "0", "--val-subjects", "1,3", "--no-progress", cwd=tmp_path,
+                     home=crossl_home)
+    assert result.returncode == 0, result.stderr
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["subjects"] == {"train": [0, 2, 4], "val": [1, 3], "test": [5]}
+    refused = run_cli("pretrain", "--data", str(data), "--out", "run2", "--val-subjects", "5", cwd=tmp_path,
+                      home=crossl_home)
+    assert refused.returncode == 2 and "subject 5 is a test subject" in refused.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run2").exists()
+
+
 def test_nan_in_a_prepared_directory_is_one_line_exit_2(tmp_path: Path, crossl_home: Path) -> None:
     data = prepared_dataset(tmp_path / "toy")
     acc = np.load(data / "modality_0.npy")

@@ -199,3 +199,12 @@ def test_split_fold_round_trips_and_must_not_be_negative(tmp_path):
     assert RunConfig.load(tmp_path / "c.yaml").split.fold == 3
     with pytest.raises(CrosslError, match=r"split\.fold"):
         RunConfig.from_dict({"split": {"fold": -1}})
+
+
+def test_split_val_subjects_round_trip_as_a_tuple_and_refuse_a_negative_id(tmp_path):
+    config = RunConfig.from_dict({"split": {"val_subjects": [17, 18]}})
+    assert config.split.val_subjects == (17, 18)
+    config.save(tmp_path / "c.yaml")
+    assert RunConfig.load(tmp_path / "c.yaml").split.val_subjects == (17, 18)
+    with pytest.raises(CrosslError, match=r"split\.val_subjects"):
+        RunConfig.from_dict({"split": {"val_subjects": [3, -1]}})

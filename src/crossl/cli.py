@@ -55,6 +55,8 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
      "simclr, vicreg-aug: comma list of jitter, scaling, rotation, permutation, time_warp, channel_dropout"),
     ("--seed", "pretrain", "seed", int, "pretraining seed"),
     ("--fold", "split", "fold", int, "leave-one-subject-out sets (e.g. pamap2-loso): the held-out subject, 0..subjects-1"),
+    ("--val-subjects", "split", "val_subjects", _ints,
+     "subject-wise sets: comma list of subjects to validate on instead (the set's own join train; test unchanged)"),
     ("--aggregator", "model", "aggregator", str, "mlp | attention"),
     ("--protocols", "evaluation", "protocols", _strings, "comma list of linear, mlp, finetune, supervised"),
     ("--fractions", "evaluation", "label_fractions", _floats, "comma list of label fractions, e.g. 0.01,0.1,1"),

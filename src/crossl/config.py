@@ -129,9 +129,14 @@ class SplitConfig:
     #: Leave-one-subject-out sets only: the held-out test subject's position among the sorted
     #: subject ids (the next subject is validation). 0 elsewhere.
     fold: int = 0
+    #: Subject-wise sets only: validate on these subjects instead of the set's own validation
+    #: subjects, which join train (test is unchanged). Empty: the set's own split.
+    val_subjects: tuple[int, ...] = ()
 
     def check(self, where: str = "split") -> None:
         non_negative(f"{where}.fold", self.fold)
+        if any(s < 0 for s in self.val_subjects):
+            fail(f"{where}.val_subjects", f"subject ids are zero or positive, got {list(self.val_subjects)}")
 
 
 # ------------------------------------------------------------------ evaluation and trainer

@@ -162,7 +162,7 @@ def run_pretrain(dataset: str, out: str | Path, config: RunConfig, resume: bool 
     per_process_batch(config.pretrain.batch_size, place.world_size)
     windows = load_dataset(dataset)
     check_before_output(windows, config, pretrains=True)
-    split = default_split(windows, config.pretrain.seed, config.split.fold)
+    split = default_split(windows, config.pretrain.seed, config.split.fold, config.split.val_subjects)
     if not place.is_main:
         join_pretraining(windows, split, config, out, resume)
         return None
@@ -204,7 +204,7 @@ def run_evaluate(pretrained_run: str | Path | None, dataset: str, out: str | Pat
                          method=model.method, options=model.options)  # type: ignore[arg-type]
         head_source(config.evaluation, model)
     else:
-        split = default_split(windows, config.pretrain.seed, config.split.fold)
+        split = default_split(windows, config.pretrain.seed, config.split.fold, config.split.val_subjects)
     check_before_output(windows, config, pretrains=False)
     subsets = label_subsets(windows, split, config.evaluation)
     run = RunDirectory.open(out, config, resume)
@@ -230,7 +230,7 @@ def run_demo(out: str | Path, quick: bool = False, resume: bool = False, config:
         log("loading UCI HAPT (fetched and prepared on first use)")
     windows = load_dataset(config.dataset)
     check_before_output(windows, config, pretrains=True)
-    split = default_split(windows, config.pretrain.seed, config.split.fold)
+    split = default_split(windows, config.pretrain.seed, config.split.fold, config.split.val_subjects)
     if not place.is_main:
         join_pretraining(windows, split, config, out, resume)
         return None

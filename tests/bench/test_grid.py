@@ -138,6 +138,15 @@ def test_a_method_entry_overrides_the_grid_config_for_its_own_cells(data: Path) 
     assert {c.config["pretrain"]["batch_size"] for c in others} == {16}
 
 
+def test_a_grid_may_set_the_validation_subjects_of_its_cells(data: Path) -> None:
+    body = GOOD.replace("  - crossl\n", "  - {method: crossl, config: {split: {val_subjects: [2]}}}\n")
+    grid = load_grid(write_grid(data.parent, body))
+    crossl = [c for c in grid.cells if c.method == "crossl"]
+    assert crossl and all(c.config["split"]["val_subjects"] == [2] for c in crossl)
+    others = [c for c in grid.cells if c.method != "crossl"]
+    assert others and all(c.config["split"]["val_subjects"] == [] for c in others)
+
+
 def test_a_seed_inside_a_config_section_is_refused(data: Path) -> None:
     body = GOOD.replace("  - crossl\n", "  - {method: crossl, config: {pretrain: {seed: 4}}}\n")
     with pytest.raises(CrosslError, match=r"line 12: methods.0.config.pretrain.seed: seeds, protocols and fractions"):

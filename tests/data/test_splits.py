@@ -19,6 +19,7 @@ from crossl.data.splits import (
     split_by_subjects,
     split_kind,
     window_parts_split,
+    with_val_subjects,
     within_subject_split,
 )
 from crossl.errors import CrosslError
@@ -98,6 +99,36 @@ def test_default_split_follows_the_sets_scheme_and_refuses_a_fold_elsewhere():
         default_split(_set(subjects, labels, default_split={"train": [1], "val": [2], "test": [3]}), fold=1)
     with pytest.raises(CrosslError, match="unknown split_scheme 'by-day'"):
         default_split(_set(subjects, labels, split_scheme="by-day"))
+
+
+def test_val_subjects_move_from_train_to_val_and_the_old_val_subjects_to_train():
+    subjects = _subjects(8)
+    named = split_by_subjects(subjects, {"train": [1, 2, 3, 4, 5], "val": [6], "test": [7, 8]})
+    moved = with_val_subjects(subjects, named, [4, 5])
+    assert moved.subjects == {"train": [1, 2, 3, 6], "val": [4, 5], "test": [7, 8]}
+    assert np.array_equal(moved.test, named.test)
+    assert np.array_equal(np.sort(np.concatenate([moved.train, moved.val])),
+                          np.sort(np.concatenate([named.train, named.val])))
+
+
+def test_val_subjects_refuse_a_test_subject_an_unknown_one_and_a_repeat():
+    subjects = _subjects(8)
+    named = split_by_subjects(subjects, {"train": [1, 2, 3, 4, 5], "val": [6], "test": [7, 8]})
+    with pytest.raises(CrosslError, match="subject 7 is a test subject"):
+        with_val_subjects(subjects, named, [4, 7])
+    with pytest.raises(CrosslError, match="subject 12 is not in the data"):
+        with_val_subjects(subjects, named, [12])
+    with pytest.raises(CrosslError, match="lists a subject twice"):
+        with_val_subjects(subjects, named, [4, 4])
+
+
+def test_default_split_takes_val_subjects_on_a_subject_split_only():
+    subjects, labels = np.repeat([1, 2, 3, 4], 10), np.zeros(40, np.int64)
+    named = _set(subjects, labels, default_split={"train": [1, 2], "val": [3], "test": [4]})
+    split = default_split(named, val_subjects=[2])
+    assert split.subjects == {"train": [1, 3], "val": [2], "test": [4]} and split.data is not None
+    with pytest.raises(CrosslError, match="--val-subjects: toy is not split by subject"):
+        default_split(_set(subjects, labels, split_scheme="within-subject"), val_subjects=[2])
 
 
 def test_split_kind_says_when_parts_share_subjects():

@@ -48,7 +48,7 @@ def run_cell(cell: Cell, out: Path, log: Callable[[str], None] = _log) -> Path:
     config.trainer.progress = False
     pretrains = cell.method is not None
     check_before_output(windows, config, pretrains=pretrains)
-    split = default_split(windows, cell.split_seed, config.split.fold)
+    split = default_split(windows, cell.split_seed, config.split.fold, config.split.val_subjects)
     fractions = sorted({f for e in cell.evaluations for f in e.label_fractions})
     seeds = sorted({s for e in cell.evaluations for s in e.label_seeds})
     subsets = label_subsets(windows, split, EvalConfig(label_fractions=tuple(fractions), seeds=tuple(seeds)))

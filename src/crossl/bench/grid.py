@@ -64,9 +64,9 @@ def _config_section(g: GridFile, path: tuple[Any, ...], raw: Any) -> dict[str, A
     """A ``config`` section (the grid's shared one, or a method entry's overrides), checked."""
     if raw is None:
         return {}
-    section = check_keys(g, path, raw, {"model", "pretrain", "evaluation", "trainer"},
+    section = check_keys(g, path, raw, {"model", "pretrain", "evaluation", "trainer", "split"},
                     "config (settings as in a run's config.yaml)")
-    for part in ("model", "pretrain", "evaluation", "trainer"):
+    for part in ("model", "pretrain", "evaluation", "trainer", "split"):
         if part in section and not isinstance(section[part], dict):
             raise g.fail((*path, part), f"must be a mapping of {part} settings, got {section[part]!r}")
     for part in ("pretrain", "evaluation"):

@@ -24,6 +24,7 @@ SCORE_PARTS = {"test": "test", "validation": "val"}
 #: setting existed; any other value is a new cell. Add every new setting here with its neutral value.
 NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("split", "fold"): 0,
+    ("split", "val_subjects"): [],
     ("model", "aggregator_norm"): True,
     ("pretrain", "lr_schedule"): "constant",
     ("pretrain", "warmup_epochs"): 0.0,

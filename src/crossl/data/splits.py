@@ -248,15 +248,45 @@ def split_description(windows: WindowSet) -> str:
     return "by subject, drawn at random (seeded)"
 
 
-def default_split(windows: WindowSet, seed: int = 0, fold: int = 0) -> Split:
+def with_val_subjects(subjects: np.ndarray, split: Split, val_subjects: Sequence[int]) -> Split:
+    """``split`` with ``val_subjects`` as its validation part: they leave train, the split's own
+    validation subjects join train, and test is unchanged.
+
+    A study chooses on validation subjects only; a second validation fold out of the training
+    subjects gives it more (and other) subjects to choose on without reading a test subject.
+    """
+    wanted = [int(s) for s in val_subjects]
+    present = {int(s) for s in np.unique(subjects)}
+    if len(set(wanted)) != len(wanted):
+        raise CrosslError(f"split.val_subjects {wanted} lists a subject twice; list each subject once")
+    for s in wanted:
+        if s not in present:
+            raise CrosslError(f"split.val_subjects: subject {s} is not in the data (its subjects: "
+                              f"{sorted(present)}); list subjects of the training or validation part")
+        if s in split.subjects["test"]:
+            raise CrosslError(f"split.val_subjects: subject {s} is a test subject; validate on subjects of the "
+                              f"training or validation part ({split.subjects['train'] + split.subjects['val']})")
+    train = [s for s in split.subjects["train"] + split.subjects["val"] if s not in wanted]
+    return split_by_subjects(subjects, {"train": train, "val": wanted, "test": split.subjects["test"]})
+
+
+def default_split(windows: WindowSet, seed: int = 0, fold: int = 0, val_subjects: Sequence[int] = ()) -> Split:
     """The split the set's metadata names (module docstring), else a seeded subject split.
 
     ``fold`` picks the held-out subject under leave-one-subject-out; elsewhere it must be 0.
+    ``val_subjects`` (subject-wise splits only): validate on these subjects instead
+    (:func:`with_val_subjects`).
     """
     scheme = split_scheme(windows)
     if fold != 0 and scheme != "leave-one-subject-out":
         raise CrosslError(f"--fold {fold}: {windows.meta.name} is not split leave-one-subject-out (its split: "
                           f"{scheme}); drop --fold, or use a leave-one-subject-out preset such as pamap2-loso")
+    if val_subjects:
+        if scheme != "subjects":
+            raise CrosslError(f"--val-subjects: {windows.meta.name} is not split by subject (its split: {scheme}); "
+                              "drop --val-subjects")
+        split = default_split(windows, seed)
+        return with_val_subjects(windows.subjects, split, val_subjects).bound_to(windows)
     if scheme == "windows":
         runs: Any = windows.meta.extra["window_parts"]
         return window_parts_split(windows.subjects, runs).bound_to(windows)
