@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--retry-failed", action="store_true", help="run the cells that failed before again")
     what = bench.add_mutually_exclusive_group()
     what.add_argument("--list", action="store_true", help="print the cells (number, status, id, what it computes)")
-    what.add_argument("--cell", type=int, help="compute only cell K (one task of a cluster job array)")
+    what.add_argument("--cell", help="compute only cell K, its number or id in --list (one task of a cluster job array)")
     what.add_argument("--report", action="store_true", help="collect the finished cells and write the report only")
     what.add_argument("--grids", action="store_true", help="list the grids shipped with crossl")
 

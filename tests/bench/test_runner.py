@@ -14,6 +14,8 @@ import pytest
 from tiny_grid import make_data, write_grid
 
 from crossl.bench.grid import load_grid
+from crossl.bench.runner import find_cell
+from crossl.errors import CrosslError
 from crossl.reports.machine import machine_summary
 
 FULL = """\
@@ -147,3 +149,13 @@ def test_zero_jobs_is_refused(tmp_path: Path, jobs: str) -> None:
     make_data(tmp_path)
     result = bench(write_grid(tmp_path, SMALL), "--out", tmp_path / "out", "--jobs", jobs)
     assert result.returncode == 2 and "--jobs must be at least 1" in result.stderr
+
+
+def test_a_cell_is_found_by_its_number_or_its_id_and_an_unknown_id_is_refused(tmp_path: Path) -> None:
+    # The runner names its cells by id: a grid file edited while it runs cannot swap one cell for another.
+    make_data(tmp_path)
+    grid = load_grid(write_grid(tmp_path, SMALL))
+    assert find_cell(grid, grid.cells[2].id) is grid.cells[2]
+    assert find_cell(grid, "1") is grid.cells[1]
+    with pytest.raises(CrosslError, match="no cell of grid .* has this id"):
+        find_cell(grid, "hapt-crossl-p9-0000000000")

@@ -162,7 +162,6 @@ def _run_cells(grid: Grid, grid_arg: str, out: Path, todo: list[Cell], jobs: int
                progress: _Progress) -> list[Cell]:
     failed: list[Cell] = []
     processes: list[subprocess.Popen[bytes]] = []
-    index = {c.id: k for k, c in enumerate(grid.cells)}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env.setdefault(CHOICE_VARIABLE, cell_wait_policy(jobs, threads, os.cpu_count() or 1))
 
@@ -171,7 +170,7 @@ def _run_cells(grid: Grid, grid_arg: str, out: Path, todo: list[Cell], jobs: int
         path = log_path(out, cell)
         path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "crossl.cli", "bench", grid_arg, "--out", str(out),
-                   "--cell", str(index[cell.id]), "--threads", str(threads)]
+                   "--cell", cell.id, "--threads", str(threads)]  # by id: the grid file may change meanwhile
         with open(path, "ab") as fh:
             fh.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
             fh.flush()
@@ -190,7 +189,7 @@ def _run_cells(grid: Grid, grid_arg: str, out: Path, todo: list[Cell], jobs: int
             finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished_now:
                 cell, seconds, code = future.result()
-                ok = code == 0
+                ok = code == 0 and finished(out, cell)
                 if ok:
                     failure_path(out, cell).unlink(missing_ok=True)
                 else:
@@ -212,10 +211,23 @@ def _run_cells(grid: Grid, grid_arg: str, out: Path, todo: list[Cell], jobs: int
     return failed
 
 
-def run_one_cell(grid: Grid, out: Path, number: int, threads: int | None) -> Path:
-    """``--cell K``: compute cell K in this process (what a cluster's array task runs)."""
-    if not 0 <= number < len(grid.cells):
-        raise CrosslError(f"--cell {number}: the grid has cells 0 to {len(grid.cells) - 1} (`--list` shows them)")
+def find_cell(grid: Grid, which: str) -> Cell:
+    """The cell ``--cell`` names: its number in ``--list`` or its id."""
+    if which.isdigit():
+        number = int(which)
+        if not 0 <= number < len(grid.cells):
+            raise CrosslError(f"--cell {number}: the grid has cells 0 to {len(grid.cells) - 1} (`--list` shows them)")
+        return grid.cells[number]
+    for cell in grid.cells:
+        if cell.id == which:
+            return cell
+    raise CrosslError(f"--cell {which}: no cell of grid {grid.name} has this id (the grid file changed?); "
+                      "`--list` shows its cells")
+
+
+def run_one_cell(grid: Grid, out: Path, which: str, threads: int | None) -> Path:
+    """``--cell K``: compute cell K (a number or an id) in this process (what a cluster's array task runs)."""
+    cell = find_cell(grid, which)
     import torch
 
     from crossl.bench.cells import run_cell
@@ -225,7 +237,7 @@ def run_one_cell(grid: Grid, out: Path, number: int, threads: int | None) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     if not (out / GRID_COPY).is_file():
         write_text_atomic(out / GRID_COPY, grid.source.text)
-    return run_cell(grid.cells[number], out)
+    return run_cell(cell, out)
 
 
 # ---------------------------------------------------------------- results
