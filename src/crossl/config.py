@@ -14,7 +14,6 @@ from YAML, the command line or Python: a wrong value fails in one line before an
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -210,16 +209,6 @@ class EvalConfig:
             fail(f"{where}.head_warmup", f"is a fraction of the step budget in [0, 1), got {self.head_warmup}")
         if not 0.0 <= self.label_smoothing < 1.0:
             fail(f"{where}.label_smoothing", f"must lie in [0, 1), got {self.label_smoothing}")
-
-
-def step_budget(config: EvalConfig, num_labeled: int) -> int:
-    """Optimiser steps of a trainable protocol on ``num_labeled`` windows."""
-    return max(config.steps, config.epochs * math.ceil(num_labeled / config.batch_size))
-
-
-def head_warmup_steps(config: EvalConfig, total_steps: int) -> int:
-    """Fine-tuning's first steps that train the head alone (:attr:`EvalConfig.head_warmup`)."""
-    return int(config.head_warmup * total_steps)
 
 
 @dataclass

@@ -5,13 +5,14 @@
 - ``finetune``: the pretrained backbone and an MLP head, everything trainable;
 - ``supervised``: the same backbone and head from random initialisation (the baseline).
 
-Trainable protocols run a fixed budget of optimiser steps (:func:`crossl.config.step_budget`) and
+Trainable protocols run a fixed budget of optimiser steps (:func:`step_budget`) and
 are scored at their last step.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import lightning as L
@@ -22,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
-from crossl.config import EvalConfig, ModelConfig, TrainerConfig, head_warmup_steps, step_budget
+from crossl.config import EvalConfig, ModelConfig, TrainerConfig
 from crossl.data.batches import WindowBatches
 from crossl.models.backbone import CrossModalBackbone
 from crossl.models.heads import mlp_head
@@ -31,6 +32,16 @@ from crossl.training import ClassifierModule, TensorBatches, batch_loader, build
 #: protocol -> what it starts from: "frozen" features of the pretrained model, the "pretrained"
 #: weights (trained further), or "scratch" (a freshly initialised backbone; no pretraining used).
 PROTOCOLS: dict[str, str] = {"linear": "frozen", "mlp": "frozen", "finetune": "pretrained", "supervised": "scratch"}
+
+
+def step_budget(config: EvalConfig, num_labeled: int) -> int:
+    """Optimiser steps of a trainable protocol on ``num_labeled`` windows."""
+    return max(config.steps, config.epochs * math.ceil(num_labeled / config.batch_size))
+
+
+def head_warmup_steps(config: EvalConfig, total_steps: int) -> int:
+    """Fine-tuning's first steps that train the head alone (:attr:`EvalConfig.head_warmup`)."""
+    return int(config.head_warmup * total_steps)
 
 
 def uses_pretrained(protocol: str) -> bool:
