@@ -19,7 +19,9 @@ flatten -> 64 -> 32 -> 32 -> LayerNorm) on random windows with every modality pr
   over ``crossl``'s, measured in the same rounds. ``--impl`` does not apply to this mode.
 
 Implementations: ``crossl`` is the package's ``CrossModalBackbone`` with ``draw_keep_mask`` and
-``vicreg_loss``, run eagerly; ``crossl-compiled`` is the same with the encoders' elementwise work
+``vicreg_loss``, run eagerly (``model.elementwise: eager``); ``crossl-native`` is the same with the
+encoders' LayerNorm -> PReLU -> dropout in the native C kernel (``model.elementwise: native``, the
+package's default since 2026-12-06); ``crossl-compiled`` is the eager one with that elementwise work
 compiled by ``torch.compile`` (``--compile`` on the command line); ``reference`` is the same model
 written out here in straightforward eager PyTorch (one encoder module per modality in a Python
 loop, (batch, channels, time) layout). All run in the same process, so their ratios are comparable.
@@ -81,7 +83,7 @@ SHAPES: dict[str, dict[str, tuple[int, int]]] = {
     "wesad": {"ecg": (1000, 1), "emg": (1000, 1), "eda": (1000, 1)},
     "sleepedf": {"eeg_fpz_cz": (3000, 1), "eeg_pz_oz": (3000, 1), "eog": (3000, 1), "emg": (30, 1)},
 }
-IMPLEMENTATIONS = ("crossl", "crossl-compiled", "reference")
+IMPLEMENTATIONS = ("crossl", "crossl-native", "crossl-compiled", "reference")
 PRECISIONS = ("32", "bf16-mixed")
 MODES = ("pretrain", "embed", "methods")
 METHOD_PHASES = ("objective", "backward", "optimizer")
@@ -136,10 +138,11 @@ class BenchModel(nn.Module):
 class CrosslModel(BenchModel):
     """The package's backbone, masks and loss, called as ``PretrainModule._shared_step`` calls them."""
 
-    def __init__(self, channels: Mapping[str, int]) -> None:
+    def __init__(self, channels: Mapping[str, int], elementwise: str = "eager") -> None:
         super().__init__()
         config = ModelConfig(modality_channels=dict(channels), dim=DIM, kernel_sizes=KERNEL_SIZES,
-                             dropout=DROPOUT, aggregator="mlp", out_dim=OUT_DIM)
+                             dropout=DROPOUT, aggregator="mlp", out_dim=OUT_DIM,
+                             elementwise=elementwise)  # type: ignore[arg-type]
         self.backbone = CrossModalBackbone(config)
 
     def embed(self, batch: Batch) -> torch.Tensor:
@@ -233,7 +236,7 @@ def build_model(implementation: str, shape: Mapping[str, tuple[int, int]]) -> Be
     channels = {m: c for m, (_, c) in shape.items()}
     if implementation == "reference":
         return ReferenceModel(channels)
-    model = CrosslModel(channels)
+    model = CrosslModel(channels, "native" if implementation == "crossl-native" else "eager")
     model.backbone.encoders.set_fused(implementation == "crossl-compiled")
     return model
 
@@ -469,14 +472,17 @@ def trained_methods() -> list[str]:
 
 
 def build_method(name: str, shape: Mapping[str, tuple[int, int]], batch_size: int,
-                 device: torch.device, dropout: float = DROPOUT) -> tuple[PretrainMethod, torch.optim.Optimizer]:
-    """``METHODS[name](backbone, PretrainConfig, options_for(name))`` in train mode, and its own optimiser."""
+                 device: torch.device, dropout: float = DROPOUT, elementwise: str = "native"
+                 ) -> tuple[PretrainMethod, torch.optim.Optimizer]:
+    """``METHODS[name](backbone, PretrainConfig, options_for(name))`` in train mode, and its own optimiser;
+    ``elementwise``: the encoders' kernels (``model.elementwise``)."""
     from crossl.config import PretrainConfig, options_for
     from crossl.methods import METHODS
 
     torch.manual_seed(0)  # the same backbone initialisation for every method
     config = ModelConfig(modality_channels={m: c for m, (_, c) in shape.items()}, dim=DIM,
-                         kernel_sizes=KERNEL_SIZES, dropout=dropout, aggregator="mlp", out_dim=OUT_DIM)
+                         kernel_sizes=KERNEL_SIZES, dropout=dropout, aggregator="mlp", out_dim=OUT_DIM,
+                         elementwise=elementwise)  # type: ignore[arg-type]
     # A constant rate: configure_optimizers then returns the bare Adam (a schedule needs a trainer),
     # and a step costs the same at any rate.
     pretrain = PretrainConfig(batch_size=batch_size, lr=LEARNING_RATE, lr_schedule="constant", warmup_epochs=0)

@@ -4,7 +4,9 @@ For each shape and batch size, one round times one step of every configuration, 
 other (the order rotates each round), so that crossl and Keras meet the same machine state:
 
 - ``crossl`` (dropout 0.1, as specified) and ``crossl-no-dropout`` (dropout 0: the release's
-  encoders run without it in pretraining), CroSSL through the package's method module;
+  encoders run without it in pretraining), CroSSL through the package's method module with the
+  eager elementwise kernels; ``crossl-native`` and ``crossl-native-no-dropout``, the same with the
+  native kernel (``model.elementwise: native``, the default since 2026-12-06);
 - ``keras-xla`` / ``keras`` (``tf.function`` with and without ``jit_compile``), each with dropout
   (``-dropout``) and without: ``benchmarks/keras_release.py``, run as a worker process by the
   Python of an environment with TensorFlow (``--keras-python``; see that file);
@@ -51,7 +53,9 @@ from pretrain_speed import (
 
 KERAS = {"keras-xla-dropout": (True, True), "keras-xla": (True, False), "keras-dropout": (False, True),
          "keras": (False, False)}
-CROSSL = {"crossl": 0.1, "crossl-no-dropout": 0.0}
+#: name -> (dropout, model.elementwise)
+CROSSL = {"crossl": (0.1, "eager"), "crossl-no-dropout": (0.0, "eager"),
+          "crossl-native": (0.1, "native"), "crossl-native-no-dropout": (0.0, "native")}
 REFERENCE = {"reference": 0.1, "reference-no-dropout": 0.0}
 
 
@@ -107,8 +111,8 @@ def benchmark_shape(worker: KerasWorker, shape: str, batch_size: int, args: argp
         worker.ask({"build": {"name": key, "modalities": modalities, "batch": batch_size, "jit": jit,
                               "dropout": dropout, "threads": args.threads, "warmup": args.warmup}})
         keras_names.append(name)
-    built = {name: build_method("crossl", SHAPES[shape], batch_size, torch.device("cpu"), dropout=p)
-             for name, p in CROSSL.items()}
+    built = {name: build_method("crossl", SHAPES[shape], batch_size, torch.device("cpu"), dropout=p, elementwise=kind)
+             for name, (p, kind) in CROSSL.items()}
     references = {name: reference_model(shape, p) for name, p in REFERENCE.items()}
     batch = method_batch(SHAPES[shape], batch_size, torch.device("cpu"))
     reference_batch = random_batch(SHAPES[shape], batch_size, torch.device("cpu"))
@@ -134,7 +138,9 @@ def benchmark_shape(worker: KerasWorker, shape: str, batch_size: int, args: argp
 
 
 def has_dropout(name: str) -> bool:
-    return KERAS[name][1] if name in KERAS else {**CROSSL, **REFERENCE}[name] > 0
+    if name in KERAS:
+        return KERAS[name][1]
+    return (CROSSL[name][0] if name in CROSSL else REFERENCE[name]) > 0
 
 
 def peer_ratios(name: str, medians: dict[str, float]) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ORDER = ("crossl", "crossl-compiled", "reference")
+ORDER = ("crossl", "crossl-native", "crossl-compiled", "reference")
 
 
 def load(paths: Sequence[Path]) -> list[dict[str, Any]]:

@@ -44,6 +44,20 @@ def test_method_step_benchmark_runs_through_the_package(tmp_path: Path) -> None:
     assert all(r["windows_per_s"] > 0 for r in records)
 
 
+def test_pretrain_benchmark_times_the_native_kernel_beside_eager(tmp_path: Path) -> None:
+    """``--impl crossl-native`` runs the package's native elementwise kernel in the same process as eager."""
+    out = tmp_path / "records.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pretrain_speed.py"), "--impl", "crossl,crossl-native",
+         "--modes", "pretrain", "--shapes", "hapt", "--batch", "8", "--precision", "32", "--repeats", "1",
+         "--warmup", "0", "--threads", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())
+    assert [r["implementation"] for r in records] == ["crossl", "crossl-native"]
+    assert all(r["windows_per_s"] > 0 for r in records)
+
+
 def test_hash_dropout_benchmark_checks_compiled_against_eager_decisions() -> None:
     """The rejected hash dropout's compiled keep decisions equal the eager ones bit for bit (the script exits 1 if not)."""
     result = subprocess.run(

@@ -38,7 +38,10 @@ def test_other_seed_gives_other_loss_trajectory(tmp_path: Path) -> None:
 
 
 def test_compile_option_trains_with_fused_encoders_to_the_eager_trajectory(tmp_path: Path) -> None:
-    eager = CroSSL(*small_model_configs(epochs=2))
+    # --compile fuses the eager kernels' maths, dropout draws included: it follows the eager trajectory
+    eager_model, eager_pretrain, eager_trainer = small_model_configs(epochs=2)
+    eager_model.elementwise = "eager"
+    eager = CroSSL(eager_model, eager_pretrain, eager_trainer)
     eager.fit(synthetic_arrays(), run_dir=tmp_path / "eager")
     model, pretrain, trainer = small_model_configs(epochs=2)
     trainer.compile = True

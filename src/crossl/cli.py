@@ -58,6 +58,8 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--val-subjects", "split", "val_subjects", _ints,
      "subject-wise sets: comma list of subjects to validate on instead (the set's own join train; test unchanged)"),
     ("--aggregator", "model", "aggregator", str, "mlp | attention"),
+    ("--elementwise", "model", "elementwise", str,
+     "native (one built C kernel for the encoders' norm/activation/dropout; the default) | eager"),
     ("--protocols", "evaluation", "protocols", _strings, "comma list of linear, mlp, finetune, supervised"),
     ("--fractions", "evaluation", "label_fractions", _floats, "comma list of label fractions, e.g. 0.01,0.1,1"),
     ("--seeds", "evaluation", "seeds", _ints, "comma list of evaluation seeds"),

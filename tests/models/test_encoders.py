@@ -138,7 +138,7 @@ def test_tcn_encoder_gradients_equal_straightforward_implementation():
 
 def test_fused_encoders_equal_eager_with_dropout():
     """The compiled elementwise path: same outputs and gradients as eager, dropout included."""
-    encoders = ModalityEncoders({"acc": 3, "ecg": 1}).train()
+    encoders = ModalityEncoders({"acc": 3, "ecg": 1}, elementwise="eager").train()
     _randomize(encoders)
     inputs = {"acc": torch.randn(8, 64, 3), "ecg": torch.randn(8, 100, 1)}
     results = []

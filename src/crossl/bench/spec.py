@@ -26,6 +26,7 @@ NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("split", "fold"): 0,
     ("split", "val_subjects"): [],
     ("model", "aggregator_norm"): True,
+    ("model", "elementwise"): "eager",
     ("pretrain", "lr_schedule"): "constant",
     ("pretrain", "warmup_epochs"): 0.0,
     ("pretrain", "unlabeled_windows"): False,

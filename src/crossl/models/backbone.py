@@ -27,7 +27,8 @@ class CrossModalBackbone(nn.Module):
         self.config = config
         self.modality_names = tuple(config.modality_channels)
         num_modalities = len(self.modality_names)
-        self.encoders = ModalityEncoders(config.modality_channels, config.dim, config.dropout, config.kernel_sizes)
+        self.encoders = ModalityEncoders(config.modality_channels, config.dim, config.dropout, config.kernel_sizes,
+                                         config.elementwise)
         self.aggregator = build_aggregator(config.aggregator, num_modalities, config.dim, config.out_dim,
                                            norm=config.aggregator_norm)
         self.mask_token = nn.Parameter(torch.zeros(num_modalities, config.dim)) if config.mask_token else None

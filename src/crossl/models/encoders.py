@@ -6,14 +6,20 @@ pooled embedding: the convolution runs as a 2-D convolution on a channels-last v
 LayerNorm over channels then reads contiguous rows, so no transposed copy is ever made.
 
 Elementwise work. LayerNorm -> PReLU -> dropout after each convolution is one pure function,
-:func:`norm_act_dropout`; with ``fused=True`` it runs compiled by ``torch.compile``, which fuses it
-(forward and backward) into a few passes over memory instead of a dozen. Dropout draws its keep
-decisions as 16-bit integers from one 64-bit random fill, several times cheaper on CPU than
-``torch.bernoulli``; the keep probability is exact to 2**-16.
+:func:`norm_act_dropout`. It runs in one of three ways:
+
+- ``native`` (the default, float32 on CPU): one C kernel each way (:mod:`crossl.models.native`),
+  one pass over memory forward and one backward, dropout from a counter-based hash recomputed in
+  backward; where the kernel cannot be built the block warns once and runs eagerly;
+- ``eager``: torch ops, with dropout's keep decisions drawn as 16-bit integers from one 64-bit
+  random fill (several times cheaper on CPU than ``torch.bernoulli``; keep probability exact to
+  2**-16); also the path for other dtypes (bf16 autocast) and devices;
+- compiled (``fused=True``, ``--compile``): the eager maths fused by ``torch.compile``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossl.errors import CrosslError
+from crossl.models.native import NativeKernelUnavailable, native_kernel, native_norm_act_dropout
 
 LAYER_NORM_EPS = 1e-3  # the Keras default the release used
 _INT16_VALUES = 1 << 16
@@ -75,6 +82,24 @@ def compiled_norm_act_dropout() -> Callable[..., torch.Tensor]:
     return _compiled
 
 
+_native_failure: str | None = None
+
+
+def native_usable(h: torch.Tensor) -> bool:
+    """Whether the native kernel runs ``h`` (float32 on CPU, and it builds here; warns once if not)."""
+    global _native_failure
+    if h.device.type != "cpu" or h.dtype != torch.float32:
+        return False
+    if _native_failure is None:
+        try:
+            native_kernel()
+            _native_failure = ""
+        except NativeKernelUnavailable as exc:
+            _native_failure = str(exc)
+            warnings.warn(f"{exc}; the encoders run their eager kernels, whose dropout masks differ", stacklevel=2)
+    return not _native_failure
+
+
 class _TimeMean(torch.autograd.Function):
     """Mean over time of ``(batch, time, channels)`` whose gradient comes back contiguous.
 
@@ -106,7 +131,8 @@ class ConvBlock(nn.Module):
     Input and output ``(batch, time, channels)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dropout: float) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dropout: float,
+                 elementwise: str = "native") -> None:
         super().__init__()
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size)
         self.norm = nn.LayerNorm(out_channels, eps=LAYER_NORM_EPS)
@@ -115,6 +141,7 @@ class ConvBlock(nn.Module):
         # 'same' padding as Keras does it: the extra sample of an even kernel goes on the right.
         self.padding = ((kernel_size - 1) // 2, kernel_size // 2)
         self.fused = False
+        self.elementwise = elementwise
 
     def convolve(self, h: torch.Tensor) -> torch.Tensor:
         """``(batch, time, in)`` -> ``(batch, time, out)``, the convolution on a channels-last view."""
@@ -124,6 +151,9 @@ class ConvBlock(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         y = self.convolve(h)
+        if self.elementwise == "native" and not self.fused and native_usable(y):
+            return native_norm_act_dropout(y, self.norm.weight, self.norm.bias, self.act.weight,
+                                           self.dropout if self.training else 0.0, LAYER_NORM_EPS)
         fn = compiled_norm_act_dropout() if self.fused else _eager_norm_act_dropout
         dropout = self.training and self.dropout > 0
         if dropout and y.device.type != "cpu":
@@ -154,11 +184,12 @@ class TCNEncoder(nn.Module):
         dim: int = 96,
         kernel_sizes: Sequence[int] = (24, 16, 8),
         dropout: float = 0.1,
+        elementwise: str = "native",
     ) -> None:
         super().__init__()
         widths = [in_channels, dim // 4, dim // 2, dim]
         self.blocks = nn.Sequential(
-            *(ConvBlock(widths[i], widths[i + 1], k, dropout) for i, k in enumerate(kernel_sizes))
+            *(ConvBlock(widths[i], widths[i + 1], k, dropout, elementwise) for i, k in enumerate(kernel_sizes))
         )
         self.dim = dim
 
@@ -179,11 +210,11 @@ class ModalityEncoders(nn.Module):
     """
 
     def __init__(self, modality_channels: Mapping[str, int], dim: int = 96, dropout: float = 0.1,
-                 kernel_sizes: Sequence[int] = (24, 16, 8)) -> None:
+                 kernel_sizes: Sequence[int] = (24, 16, 8), elementwise: str = "native") -> None:
         super().__init__()
         self.names = tuple(modality_channels)
         self.encoders = nn.ModuleDict(
-            {m: TCNEncoder(c, dim, kernel_sizes, dropout) for m, c in modality_channels.items()}
+            {m: TCNEncoder(c, dim, kernel_sizes, dropout, elementwise) for m, c in modality_channels.items()}
         )
         self.dim = dim
 
@@ -192,6 +223,12 @@ class ModalityEncoders(nn.Module):
         for module in self.modules():
             if isinstance(module, ConvBlock):
                 module.fused = fused
+
+    def set_elementwise(self, elementwise: str) -> None:
+        """Run the elementwise work with the ``native`` kernel or ``eager`` torch ops (see the module doc)."""
+        for module in self.modules():
+            if isinstance(module, ConvBlock):
+                module.elementwise = elementwise
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return torch.stack([self.encoders[m](inputs[m]) for m in self.names], dim=1)
