@@ -1,4 +1,4 @@
-"""Dropout from a counter-based integer hash, fused by ``torch.compile``, against the shipped dropout.
+"""Dropout from a counter-based integer hash (fused by ``torch.compile``, or in the native C kernel) against eager dropout.
 
 The shipped encoders draw dropout's keep decisions eagerly (16-bit draws from one 64-bit random
 fill, ``crossl.models.encoders.dropout_keep_scale``) and hand the mask to the fused LayerNorm ->
@@ -14,7 +14,10 @@ and that the kept fraction is ``1 - p``; it exits with status 1 if not. Then, fo
 - ``mask``: the keep multipliers alone, shipped draw against the eager hash;
 - ``eager``: LayerNorm -> PReLU -> dropout forward + backward, eager, each mask;
 - ``compiled``: the same compiled: the shipped eager mask fed to the compiled kernel, against the
-  hash computed inside the compiled kernel.
+  hash computed inside the compiled kernel;
+- ``native``: the package's C kernel (``crossl.models.native``, the default ``model.elementwise``),
+  which computes its own 32-bit hash decisions in one forward and one backward pass (skipped, with
+  a line saying why, where no C compiler builds it).
 
     python benchmarks/hash_dropout.py --shape 256,128,96 --threads 2
 """
@@ -34,6 +37,7 @@ from pretrain_speed import machine_info, median_ms
 from crossl.allocator import keep_freed_memory
 from crossl.models.encoders import LAYER_NORM_EPS, compiled_norm_act_dropout, dropout_keep_scale
 from crossl.models.encoders import _eager_norm_act_dropout as eager_norm_act_dropout
+from crossl.models.native import native_available, native_norm_act_dropout
 
 #: The odd multiplier of a well-mixing 32-bit integer hash; below 2**27, so a 32-bit value times it
 #: stays below 2**59 and int64 arithmetic never overflows.
@@ -128,7 +132,10 @@ def measure(shape: Sequence[int], p: float, repeats: int, warmup: int) -> dict[s
     def compiled_hash() -> None:
         hash_compiled(h, weight, bias, slope, p, key).backward(grad)
 
-    return {
+    def native() -> None:
+        native_norm_act_dropout(h, weight, bias, slope, p, LAYER_NORM_EPS).backward(grad)
+
+    result = {
         "mask_shipped_ms": median_ms(shipped_mask, repeats, warmup),
         "mask_hash_ms": median_ms(lambda: hash_keep_scale_in_place(shape, p, key), repeats, warmup),
         "eager_shipped_ms": median_ms(eager_shipped, repeats, warmup),
@@ -136,6 +143,9 @@ def measure(shape: Sequence[int], p: float, repeats: int, warmup: int) -> dict[s
         "compiled_shipped_ms": median_ms(compiled_shipped, repeats, warmup),
         "compiled_hash_ms": median_ms(compiled_hash, repeats, warmup),
     }
+    if native_available():
+        result["native_ms"] = median_ms(native, repeats, warmup)
+    return result
 
 
 def shape_argument(text: str) -> list[int]:
@@ -174,6 +184,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for what in ("mask", "eager", "compiled"):
         shipped, hashed = result[f"{what}_shipped_ms"], result[f"{what}_hash_ms"]
         print(f"{what:<9} shipped {shipped:8.2f}  hash {hashed:8.2f}  hash/shipped {hashed / shipped:5.2f}")
+    if "native_ms" in result:
+        native = result["native_ms"]
+        print(f"native   {native:8.2f}  eager shipped/native {result['eager_shipped_ms'] / native:5.2f}  "
+              f"compiled shipped/native {result['compiled_shipped_ms'] / native:5.2f}")
+    else:
+        print("native   skipped: the C kernel did not build here (a C compiler with OpenMP is needed)")
     if args.json is not None:
         record = {"shape": args.shape, "p": args.p, "repeats": args.repeats, "machine": machine, **result}
         args.json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
