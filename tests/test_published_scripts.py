@@ -93,3 +93,17 @@ def test_convolution_pieces_benchmark_runs_under_bf16_autocast(tmp_path: Path) -
     assert sorted({(p["layer"], p["piece"]) for p in payload["pieces"]}) == sorted(
         (layer, piece) for layer in (1, 2, 3) for piece in ("forward", "grad input", "grad weight"))
     assert all(p["median_ms"] > 0 for p in payload["pieces"] if p["piece"] == "forward")
+
+
+def test_pair_grids_gives_the_mean_paired_difference_of_one_variant(tmp_path: Path) -> None:
+    header = "cell,variants,method,pretrain_seed,kept,protocol,label_fraction,seed,missing,macro_f1\n"
+    for name, scores in (("a", [0.90, 0.80, 0.70]), ("b", [0.85, 0.70, 0.70])):
+        (tmp_path / name).mkdir()
+        rows = [f'c,"[""crossl""]",crossl,{p},,linear,0.01,0,[],{score}\n' for p, score in enumerate(scores)]
+        rows.append('s,"[""supervised""]",,,,supervised,0.01,0,[],0.5\n')  # another variant: not paired
+        (tmp_path / name / "results.csv").write_text(header + "".join(rows))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "pair_grids.py"), str(tmp_path / "a"),
+                             str(tmp_path / "b"), "--variant", "crossl"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "| crossl | linear | 1% | 3 | +0.050 [" in result.stdout
+    assert "| 2 / 0 / 1 |" in result.stdout
