@@ -37,6 +37,67 @@ def test_native_equals_eager_maths_with_the_same_mask(shape, p):
         assert torch.allclose(g, w, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(4, 37, 1), (3, 50, 7), (8, 64, 24), (2, 129, 96)])
+@pytest.mark.parametrize("p", [0.0, 0.1])
+def test_bf16_storage_is_the_float32_kernel_rounded_to_bf16(shape, p):
+    h, weight, bias, slope = _block_inputs(shape)
+    h16 = h.detach().to(torch.bfloat16).requires_grad_()
+    h32 = h16.detach().float().requires_grad_()
+    seed = 0xFEED_5EED
+    out16 = native_norm_act_dropout(h16, weight, bias, slope, p, LAYER_NORM_EPS, seed=seed)
+    out32 = native_norm_act_dropout(h32, weight, bias, slope, p, LAYER_NORM_EPS, seed=seed)
+    assert out16.dtype == torch.bfloat16
+    # The same float32 arithmetic on the same values, rounded to bf16: the two variants' loops may be
+    # vectorised (and contracted into FMAs) differently, 1e-6 apart, which moves a few elements across
+    # a rounding boundary, so each is within one bf16 step (2**-8 relative) of the float32 result.
+    assert torch.allclose(out16.float(), out32, rtol=2**-8, atol=1e-3)
+    assert (out16 != out32.to(torch.bfloat16)).float().mean() < 0.01
+    grad16 = torch.randn(shape, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
+    got = torch.autograd.grad(out16, (h16, weight, bias, slope), grad16)
+    want = torch.autograd.grad(out32, (h32, weight, bias, slope), grad16.float())
+    assert got[0].dtype == torch.bfloat16
+    assert torch.allclose(got[0].float(), want[0], rtol=2**-8, atol=1e-3)
+    for g, w in zip(got[1:], want[1:], strict=True):
+        assert torch.allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_rounding_is_torchs_nearest_even_and_keeps_nan():
+    # one row per value; channels 2 with a 0 beside it: mean v/2, so the row's outputs are +-1 scaled
+    values = torch.tensor([1.0, -3.5, 1e-30, 3e38, float("nan")])
+    h = torch.stack([values, torch.zeros_like(values)], dim=1).view(1, 5, 2).to(torch.bfloat16)
+    ones, zeros = torch.ones(2), torch.zeros(2)
+    out = native_norm_act_dropout(h, ones, zeros, ones, 0.0, LAYER_NORM_EPS)
+    expected = native_norm_act_dropout(h.float(), ones, zeros, ones, 0.0, LAYER_NORM_EPS).to(torch.bfloat16)
+    assert torch.isnan(out[0, 4]).all()
+    assert torch.equal(out[0, :4], expected[0, :4])
+
+
+def test_bf16_parameters_get_bf16_gradients():
+    h, weight, bias, slope = (t.detach().to(torch.bfloat16).requires_grad_() for t in _block_inputs((2, 16, 8)))
+    out = native_norm_act_dropout(h, weight, bias, slope, 0.1, LAYER_NORM_EPS, seed=5)
+    grads = torch.autograd.grad(out.sum(), (h, weight, bias, slope))
+    assert [g.dtype for g in grads] == [torch.bfloat16] * 4
+    assert all(torch.isfinite(g.float()).all() for g in grads)
+
+
+def test_encoders_under_bf16_autocast_run_the_native_kernel(monkeypatch):
+    calls = []
+
+    def counted(h, *args, **kwargs):
+        calls.append(h.dtype)
+        return native_norm_act_dropout(h, *args, **kwargs)
+
+    monkeypatch.setattr(encoders_module, "native_norm_act_dropout", counted)
+    native_encoders = ModalityEncoders({"acc": 3}).eval()
+    eager_encoders = ModalityEncoders({"acc": 3}, elementwise="eager").eval()
+    eager_encoders.load_state_dict(native_encoders.state_dict())
+    x = {"acc": torch.randn(4, 80, 3)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, want = native_encoders(x), eager_encoders(x)
+    assert calls == [torch.bfloat16] * 3
+    assert torch.allclose(got.float(), want.float(), atol=0.05, rtol=0.05)
+
+
 def test_kernel_mask_is_the_torch_statement_of_the_hash_bit_for_bit():
     shape, p, seed = (16, 128, 48), 0.1, 987654321987
     h, weight, bias, slope = _block_inputs(shape)

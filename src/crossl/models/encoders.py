@@ -8,12 +8,13 @@ LayerNorm over channels then reads contiguous rows, so no transposed copy is eve
 Elementwise work. LayerNorm -> PReLU -> dropout after each convolution is one pure function,
 :func:`norm_act_dropout`. It runs in one of three ways:
 
-- ``native`` (the default, float32 on CPU): one C kernel each way (:mod:`crossl.models.native`),
+- ``native`` (the default, float32 or bf16 on CPU): one C kernel each way (:mod:`crossl.models.native`),
   one pass over memory forward and one backward, dropout from a counter-based hash recomputed in
-  backward; where the kernel cannot be built the block warns once and runs eagerly;
+  backward; under bf16 autocast it stores bf16 and computes in float32; where the kernel cannot
+  be built the block warns once and runs eagerly;
 - ``eager``: torch ops, with dropout's keep decisions drawn as 16-bit integers from one 64-bit
   random fill (several times cheaper on CPU than ``torch.bernoulli``; keep probability exact to
-  2**-16); also the path for other dtypes (bf16 autocast) and devices;
+  2**-16); also the path for other dtypes and devices;
 - compiled (``fused=True``, ``--compile``): the eager maths fused by ``torch.compile``.
 """
 
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossl.errors import CrosslError
-from crossl.models.native import NativeKernelUnavailable, native_kernel, native_norm_act_dropout
+from crossl.models.native import STORAGE, NativeKernelUnavailable, native_kernel, native_norm_act_dropout
 
 LAYER_NORM_EPS = 1e-3  # the Keras default the release used
 _INT16_VALUES = 1 << 16
@@ -86,9 +87,9 @@ _native_failure: str | None = None
 
 
 def native_usable(h: torch.Tensor) -> bool:
-    """Whether the native kernel runs ``h`` (float32 on CPU, and it builds here; warns once if not)."""
+    """Whether the native kernel runs ``h`` (float32 or bf16 on CPU, and it builds here; warns once if not)."""
     global _native_failure
-    if h.device.type != "cpu" or h.dtype != torch.float32:
+    if h.device.type != "cpu" or h.dtype not in STORAGE:
         return False
     if _native_failure is None:
         try:

@@ -38,6 +38,9 @@ from crossl.io import write_atomic
 SOURCE = Path(__file__).with_name("kernels") / "norm_act_dropout.c"
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
 _MASK32 = 0xFFFFFFFF
+#: The activations' dtypes the kernel stores, and the suffix of their entry points. bf16 is what
+#: the convolutions return under bf16 autocast; its arithmetic is float32 all the same.
+STORAGE = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
 class NativeKernelUnavailable(CrosslError):
@@ -104,10 +107,13 @@ def native_kernel() -> Any:
             raise NativeKernelUnavailable(f"loading the native kernel {path} failed ({exc}); "
                                           "use the eager kernels (model.elementwise: eager)") from exc
     pointer, i64, u32, f32, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint32, ctypes.c_float, ctypes.c_int
-    lib.crossl_norm_act_dropout_forward.argtypes = [pointer] * 7 + [i64, i64, f32, u32, f32, u32, u32, i32]
-    lib.crossl_norm_act_dropout_forward.restype = None
-    lib.crossl_norm_act_dropout_backward.argtypes = [pointer] * 11 + [i64, i64, u32, f32, u32, u32, i32]
-    lib.crossl_norm_act_dropout_backward.restype = None
+    for storage in STORAGE.values():
+        forward, backward = getattr(lib, f"crossl_norm_act_dropout_forward_{storage}"), getattr(
+            lib, f"crossl_norm_act_dropout_backward_{storage}")
+        forward.argtypes = [pointer] * 7 + [i64, i64, f32, u32, f32, u32, u32, i32]
+        forward.restype = None
+        backward.argtypes = [pointer] * 11 + [i64, i64, u32, f32, u32, u32, i32]
+        backward.restype = None
     lib.crossl_max_channels.restype = ctypes.c_int
     return lib
 
@@ -156,8 +162,8 @@ def _pointer(t: torch.Tensor) -> int:
 
 
 def _check(h: torch.Tensor) -> None:
-    if h.device.type != "cpu" or h.dtype != torch.float32:
-        raise CrosslError(f"the native kernel runs float32 on the CPU, got {h.dtype} on {h.device}; "
+    if h.device.type != "cpu" or h.dtype not in STORAGE:
+        raise CrosslError(f"the native kernel runs float32 or bfloat16 on the CPU, got {h.dtype} on {h.device}; "
                           "use the eager kernels (model.elementwise: eager) for other precisions or devices")
 
 
@@ -172,10 +178,13 @@ class _NormActDropout(torch.autograd.Function):
         out = torch.empty_like(h)
         mean = torch.empty(rows, dtype=torch.float32)
         rstd = torch.empty(rows, dtype=torch.float32)
-        weight, bias, slope = weight.contiguous(), bias.contiguous(), slope.contiguous()
+        # The kernel reads float32 parameters (they are, under autocast); other dtypes are cast and
+        # their gradients cast back.
+        ctx.param_dtype = weight.dtype
+        weight, bias, slope = (t.to(torch.float32).contiguous() for t in (weight, bias, slope))
         threshold = dropout_threshold(p) if p > 0 else 0
         scale = 1.0 / (1.0 - p) if p > 0 else 1.0
-        lib.crossl_norm_act_dropout_forward(
+        getattr(lib, f"crossl_norm_act_dropout_forward_{STORAGE[h.dtype]}")(
             _pointer(h), _pointer(weight), _pointer(bias), _pointer(slope), _pointer(out), _pointer(mean),
             _pointer(rstd), rows, channels, eps, threshold, scale, seed & _MASK32, (seed >> 32) & _MASK32,
             torch.get_num_threads())
@@ -188,22 +197,24 @@ class _NormActDropout(torch.autograd.Function):
         lib = native_kernel()
         h, mean, rstd, weight, bias, slope = ctx.saved_tensors
         threshold, scale, seed = ctx.dropout
-        grad = grad.contiguous()
+        grad = grad.to(h.dtype).contiguous()
         channels = h.shape[-1]
         rows = h.numel() // channels
         grad_h = torch.empty_like(h)
         grad_weight, grad_bias, grad_slope = (torch.empty(channels, dtype=torch.float32) for _ in range(3))
-        lib.crossl_norm_act_dropout_backward(
+        getattr(lib, f"crossl_norm_act_dropout_backward_{STORAGE[h.dtype]}")(
             _pointer(grad), _pointer(h), _pointer(mean), _pointer(rstd), _pointer(weight), _pointer(bias),
             _pointer(slope), _pointer(grad_h), _pointer(grad_weight), _pointer(grad_bias), _pointer(grad_slope),
             rows, channels, threshold, scale, seed & _MASK32, (seed >> 32) & _MASK32, torch.get_num_threads())
-        return grad_h, grad_weight, grad_bias, grad_slope, None, None, None
+        dtype = ctx.param_dtype
+        return grad_h, grad_weight.to(dtype), grad_bias.to(dtype), grad_slope.to(dtype), None, None, None
 
 
 def native_norm_act_dropout(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, slope: torch.Tensor,
                             p: float, eps: float, seed: int | None = None) -> torch.Tensor:
     """LayerNorm (``eps``) over the last dim -> PReLU -> dropout ``p`` of ``(batch, time, channels)``
-    float32 on CPU.
+    float32 or bfloat16 on CPU (the output and the input gradient in ``h``'s dtype; the parameters
+    and their gradients float32; the arithmetic float32 for both).
 
     Without autograd (no input needs a gradient) nothing is stored for backward. ``seed`` fixes the
     dropout mask (see :func:`keep_mask`); None draws one from torch's generator.
