@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from pretrain_speed import PRECISIONS, SHAPES, autocast, build_method, comma_list, machine_info, method_batch, trained_methods
 
+from crossl.allocator import keep_freed_memory
+
 if TYPE_CHECKING:
     from crossl.methods import PretrainMethod
     from crossl.models.encoders import TCNEncoder
@@ -178,6 +180,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    # As the trainer sets it, before the first step: freed memory stays in the heap for reuse. (Until
+    # 2026-12-07 only ``machine_info``, after the first method's steps, applied it, so that method's
+    # profile and page faults were those of glibc's defaults.)
+    keep_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     profiles = []
