@@ -98,7 +98,7 @@ class PretrainMethod(L.LightningModule):
         # key would cost Lightning's per-key bookkeeping every step (about 5% of `crossl pretrain --data
         # hapt --epochs 6` on a 2-core CPU, 2026-12-06).
         if self.trainer.is_global_zero:
-            step_values = {"epoch": self.current_epoch, **{f"step/{key}": float(value) for key, value in out.items()}}
+            step_values = {"epoch": self.current_epoch, **{f"step/{key}": float(value.detach()) for key, value in out.items()}}
             for logger in self.loggers:
                 logger.log_metrics(step_values, step=self.global_step)
         return out["loss"]
