@@ -23,6 +23,7 @@ from crossl.config_fields import plain_config
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
 from crossl.data.splits import ChannelStats, Split, data_fingerprint, fit_channel_stats
+from crossl.data.subject_norm import prepared_inputs
 from crossl.errors import CrosslError
 from crossl.evaluation.features import compute_features
 from crossl.evaluation.label_efficiency import Record, evaluate_label_efficiency, label_subsets
@@ -123,7 +124,8 @@ class CroSSL:
         """Fit normalisation on ``data`` and pretrain on it with Lightning.
 
         ``indices`` / ``val_indices`` select the windows of ``data`` / ``val`` to use (default all):
-        a memory-mapped set is then read batch by batch, never copied whole into memory.
+        a memory-mapped set is then read batch by batch, never copied whole into memory (except with
+        ``model.input_norm: subject``, which standardises a copy: :mod:`crossl.data.subject_norm`).
         ``run_dir`` keeps CSV logs and the ``last``/``best`` checkpoints (``checkpoints/``);
         ``resume=True`` continues from ``checkpoints/last.ckpt`` there.
 
@@ -141,14 +143,16 @@ class CroSSL:
         if train_rows.size < 2:
             raise CrosslError("pretraining needs at least 2 windows")
         L.seed_everything(self.pretrain_config.seed, workers=False, verbose=False)
-        self.stats = fit_channel_stats(windows, train_rows)
         self.data = data_fingerprint(windows)
+        windows = prepared_inputs(windows, self.model_config.input_norm)
+        self.stats = fit_channel_stats(windows, train_rows)
         self.backbone = CrossModalBackbone(self.model_config)
         module = build_method(self.method, self.backbone, self.pretrain_config, self.options)
         val_batches = None
         if val is not None:
             val_rows = np.arange(len(val)) if val_indices is None else np.asarray(val_indices, dtype=np.int64)
-            val_batches = WindowBatches(self.as_windows(val), self.stats, val_rows)
+            val_batches = WindowBatches(prepared_inputs(self.as_windows(val), self.model_config.input_norm),
+                                        self.stats, val_rows)
         fit_pretraining(module, WindowBatches(windows, self.stats, train_rows), val_batches, self.pretrain_config,
                         self.trainer_config, Path(run_dir) if run_dir is not None else None, resume)
         self.backbone.cpu().eval()
@@ -184,7 +188,8 @@ class CroSSL:
         backbone = self._require_fitted()
         if source not in FEATURE_SOURCES:
             raise CrosslError(f"unknown feature source '{source}'; use one of {list(FEATURE_SOURCES)}")
-        windows = WindowBatches(self.as_windows(data, presence), self.stats)  # type: ignore[arg-type]
+        windows = WindowBatches(prepared_inputs(self.as_windows(data, presence), self.model_config.input_norm),
+                                self.stats)  # type: ignore[arg-type]
         return compute_features(backbone, windows, source, batch_size).numpy()
 
     # ---------------------------------------------------------------- persistence

@@ -60,6 +60,8 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--aggregator", "model", "aggregator", str, "mlp | attention"),
     ("--elementwise", "model", "elementwise", str,
      "native (one built C kernel for the encoders' norm/activation/dropout; the default) | eager"),
+    ("--input-norm", "model", "input_norm", str,
+     "train (per-channel statistics of the training windows; the default) | subject (each window by its subject's first)"),
     ("--protocols", "evaluation", "protocols", _strings, "comma list of linear, mlp, finetune, supervised"),
     ("--fractions", "evaluation", "label_fractions", _floats, "comma list of label fractions, e.g. 0.01,0.1,1"),
     ("--seeds", "evaluation", "seeds", _ints, "comma list of evaluation seeds"),

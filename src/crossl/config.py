@@ -29,6 +29,7 @@ from crossl.method_options import METHOD_OPTIONS, CroSSLOptions, option_owners
 MethodName = Literal["crossl", "random-init", "simclr", "vicreg-aug", "cocoa", "mae"]
 AggregatorName = Literal["mlp", "attention"]
 Elementwise = Literal["native", "eager"]
+InputNorm = Literal["train", "subject"]
 ProtocolName = Literal["linear", "mlp", "finetune", "supervised"]
 #: ``auto``: the representation the method trains (the aggregator output, or the concatenated
 #: encoder outputs for methods that never train the aggregator).
@@ -63,9 +64,12 @@ class ModelConfig:
     mask_token: bool = False
     #: The aggregator's final LayerNorm (the release's); off, its output is the last linear layer's.
     aggregator_norm: bool = True
-    #: The encoders' LayerNorm -> PReLU -> dropout: one built C kernel (fp32 CPU; eager where it cannot
-    #: build) or eager torch ops. They agree to float tolerance but draw different dropout masks.
+    #: The encoders' LayerNorm -> PReLU -> dropout: one built C kernel (CPU, fp32 or bf16; eager where it
+    #: cannot build) or eager torch ops. They agree to float tolerance but draw different dropout masks.
     elementwise: Elementwise = "native"
+    #: Inputs standardised per channel by the training windows' statistics ("train"), or first each
+    #: window by its own subject's ("subject": :mod:`crossl.data.subject_norm`).
+    input_norm: InputNorm = "train"
 
     def check(self, where: str = "model") -> None:
         if len(self.kernel_sizes) != 3 or self.dim % 4 or self.dim < 4:

@@ -27,6 +27,7 @@ NEUTRAL_DEFAULTS: dict[tuple[str, str], Any] = {
     ("split", "val_subjects"): [],
     ("model", "aggregator_norm"): True,
     ("model", "elementwise"): "eager",
+    ("model", "input_norm"): "train",
     ("pretrain", "lr_schedule"): "constant",
     ("pretrain", "warmup_epochs"): 0.0,
     ("pretrain", "unlabeled_windows"): False,

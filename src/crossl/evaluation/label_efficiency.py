@@ -26,6 +26,7 @@ from crossl.data.splits import (
     fit_channel_stats,
     nested_label_subsets,
 )
+from crossl.data.subject_norm import prepared_inputs
 from crossl.errors import CrosslError
 from crossl.evaluation.features import compute_features
 from crossl.evaluation.metrics import classification_metrics
@@ -108,18 +109,19 @@ def evaluate_label_efficiency(
     records = list(done or [])
     source = head_source(config, model)
     backbone = model.backbone if model is not None else None
-    stats = model.stats if model is not None and model.stats is not None else fit_channel_stats(windows, split.train)
     if model is not None:
         model_config = model.model_config
     elif not model_config.modality_channels:
         model_config = replace(model_config, modality_channels={m: c for m, (_, c) in windows.shapes.items()})
     check_fingerprint(split.data, windows, "the split")
+    digest = data_fingerprint(windows)["digest"]
+    windows = prepared_inputs(windows, model_config.input_norm)
+    stats = model.stats if model is not None and model.stats is not None else fit_channel_stats(windows, split.train)
     conditions = [(), *(tuple(names) for names in missing if names)]
     # Windows without a class (an unlabeled pool kept in the dataset) cannot be scored.
     scored = split.part(score_part)
     scored = scored[windows.labels[scored] >= 0]
     tests = [WindowBatches(without_modalities(windows, names) if names else windows, stats, scored) for names in conditions]
-    digest = data_fingerprint(windows)["digest"]
     tasks = evaluation_tasks(config, model is not None)
     finished = {record_key(r) for r in records}
     dropout = config.modality_dropout
