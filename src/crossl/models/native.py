@@ -38,9 +38,9 @@ from crossl.io import write_atomic
 SOURCE = Path(__file__).with_name("kernels") / "norm_act_dropout.c"
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
 _MASK32 = 0xFFFFFFFF
-#: The activations' dtypes the kernel stores, and the suffix of their entry points. bf16 is what
+#: The activations' dtypes the kernel stores, and the kernel's flag for each (1: bf16). bf16 is what
 #: the convolutions return under bf16 autocast; its arithmetic is float32 all the same.
-STORAGE = {torch.float32: "f32", torch.bfloat16: "bf16"}
+STORAGE = {torch.float32: 0, torch.bfloat16: 1}
 
 
 class NativeKernelUnavailable(CrosslError):
@@ -107,13 +107,10 @@ def native_kernel() -> Any:
             raise NativeKernelUnavailable(f"loading the native kernel {path} failed ({exc}); "
                                           "use the eager kernels (model.elementwise: eager)") from exc
     pointer, i64, u32, f32, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint32, ctypes.c_float, ctypes.c_int
-    for storage in STORAGE.values():
-        forward, backward = getattr(lib, f"crossl_norm_act_dropout_forward_{storage}"), getattr(
-            lib, f"crossl_norm_act_dropout_backward_{storage}")
-        forward.argtypes = [pointer] * 7 + [i64, i64, f32, u32, f32, u32, u32, i32]
-        forward.restype = None
-        backward.argtypes = [pointer] * 11 + [i64, i64, u32, f32, u32, u32, i32]
-        backward.restype = None
+    lib.crossl_norm_act_dropout_forward.argtypes = [pointer] * 7 + [i64, i64, f32, u32, f32, u32, u32, i32, i32]
+    lib.crossl_norm_act_dropout_forward.restype = None
+    lib.crossl_norm_act_dropout_backward.argtypes = [pointer] * 11 + [i64, i64, u32, f32, u32, u32, i32, i32]
+    lib.crossl_norm_act_dropout_backward.restype = None
     lib.crossl_max_channels.restype = ctypes.c_int
     return lib
 
@@ -184,10 +181,10 @@ class _NormActDropout(torch.autograd.Function):
         weight, bias, slope = (t.to(torch.float32).contiguous() for t in (weight, bias, slope))
         threshold = dropout_threshold(p) if p > 0 else 0
         scale = 1.0 / (1.0 - p) if p > 0 else 1.0
-        getattr(lib, f"crossl_norm_act_dropout_forward_{STORAGE[h.dtype]}")(
+        lib.crossl_norm_act_dropout_forward(
             _pointer(h), _pointer(weight), _pointer(bias), _pointer(slope), _pointer(out), _pointer(mean),
             _pointer(rstd), rows, channels, eps, threshold, scale, seed & _MASK32, (seed >> 32) & _MASK32,
-            torch.get_num_threads())
+            torch.get_num_threads(), STORAGE[h.dtype])
         ctx.save_for_backward(h, mean, rstd, weight, bias, slope)
         ctx.dropout = (threshold, scale, seed)
         return out
@@ -202,10 +199,11 @@ class _NormActDropout(torch.autograd.Function):
         rows = h.numel() // channels
         grad_h = torch.empty_like(h)
         grad_weight, grad_bias, grad_slope = (torch.empty(channels, dtype=torch.float32) for _ in range(3))
-        getattr(lib, f"crossl_norm_act_dropout_backward_{STORAGE[h.dtype]}")(
+        lib.crossl_norm_act_dropout_backward(
             _pointer(grad), _pointer(h), _pointer(mean), _pointer(rstd), _pointer(weight), _pointer(bias),
             _pointer(slope), _pointer(grad_h), _pointer(grad_weight), _pointer(grad_bias), _pointer(grad_slope),
-            rows, channels, threshold, scale, seed & _MASK32, (seed >> 32) & _MASK32, torch.get_num_threads())
+            rows, channels, threshold, scale, seed & _MASK32, (seed >> 32) & _MASK32, torch.get_num_threads(),
+            STORAGE[h.dtype])
         dtype = ctx.param_dtype
         return grad_h, grad_weight.to(dtype), grad_bias.to(dtype), grad_slope.to(dtype), None, None, None
 

@@ -103,9 +103,10 @@ INLINE void forward_row(const void *restrict x, const float *restrict weight, co
     }
 }
 
-/* The forward over all rows; `bf16` selects the storage of x and out. threshold 0 keeps every
- * element (pass scale 1 then). */
-static void forward(const void *restrict x, const float *restrict weight, const float *restrict bias, const float *restrict slope,
+/* The forward over all rows. x and out are float32, or bf16 (as uint16 bits) when `bf16` is 1;
+ * weight, bias, slope and the row statistics are always float32. threshold 0 keeps every element
+ * (pass scale 1 then). */
+void crossl_norm_act_dropout_forward(const void *restrict x, const float *restrict weight, const float *restrict bias, const float *restrict slope,
                     void *restrict out, float *restrict mean_out, float *restrict rstd_out, int64_t rows, int64_t channels,
                     float eps, uint32_t threshold, float scale, uint32_t seed_lo, uint32_t seed_hi, int num_threads, int bf16) {
 #pragma omp parallel for schedule(static) num_threads(num_threads)
@@ -148,11 +149,12 @@ INLINE void backward_row(const void *restrict grad_out, const void *restrict x, 
     for (int64_t c = 0; c < channels; ++c) store(grad_x, row + c, rstd * (gxhat[c] - mean_g - xhat[c] * mean_gx), bf16);
 }
 
-/* Gradients of the forward above: grad_x (rows, channels, the storage of x) and, summed over rows,
- * grad_weight, grad_bias and grad_slope (channels each, float32, overwritten). Each thread sums the
- * per-channel terms of FLUSH_ROWS rows in float (vectorised), then adds them to its double totals. */
+/* Gradients of the forward above: grad_x (rows, channels; grad_out and grad_x in the storage of x)
+ * and, summed over rows, grad_weight, grad_bias and grad_slope (channels each, float32,
+ * overwritten). Each thread sums the per-channel terms of FLUSH_ROWS rows in float (vectorised),
+ * then adds them to its double totals. */
 #define FLUSH_ROWS 64
-static void backward(const void *restrict grad_out, const void *restrict x, const float *restrict mean_in,
+void crossl_norm_act_dropout_backward(const void *restrict grad_out, const void *restrict x, const float *restrict mean_in,
                      const float *restrict rstd_in, const float *restrict weight, const float *restrict bias,
                      const float *restrict slope, void *restrict grad_x, float *restrict grad_weight, float *restrict grad_bias,
                      float *restrict grad_slope, int64_t rows, int64_t channels, uint32_t threshold, float scale,
@@ -194,35 +196,4 @@ static void backward(const void *restrict grad_out, const void *restrict x, cons
         grad_slope[c] = (float)totals[2 * channels + c];
     }
     free(totals);
-}
-
-/* The exported entry points: x, out, grad_out and grad_x float32 (`_f32`) or bf16 (`_bf16`, as
- * uint16 bits); weight, bias, slope, the row statistics and the parameter gradients always float32. */
-void crossl_norm_act_dropout_forward_f32(const float *x, const float *weight, const float *bias, const float *slope, float *out,
-                                         float *mean_out, float *rstd_out, int64_t rows, int64_t channels, float eps,
-                                         uint32_t threshold, float scale, uint32_t seed_lo, uint32_t seed_hi, int num_threads) {
-    forward(x, weight, bias, slope, out, mean_out, rstd_out, rows, channels, eps, threshold, scale, seed_lo, seed_hi, num_threads, 0);
-}
-
-void crossl_norm_act_dropout_forward_bf16(const uint16_t *x, const float *weight, const float *bias, const float *slope,
-                                          uint16_t *out, float *mean_out, float *rstd_out, int64_t rows, int64_t channels,
-                                          float eps, uint32_t threshold, float scale, uint32_t seed_lo, uint32_t seed_hi,
-                                          int num_threads) {
-    forward(x, weight, bias, slope, out, mean_out, rstd_out, rows, channels, eps, threshold, scale, seed_lo, seed_hi, num_threads, 1);
-}
-
-void crossl_norm_act_dropout_backward_f32(const float *grad_out, const float *x, const float *mean_in, const float *rstd_in,
-                                          const float *weight, const float *bias, const float *slope, float *grad_x,
-                                          float *grad_weight, float *grad_bias, float *grad_slope, int64_t rows, int64_t channels,
-                                          uint32_t threshold, float scale, uint32_t seed_lo, uint32_t seed_hi, int num_threads) {
-    backward(grad_out, x, mean_in, rstd_in, weight, bias, slope, grad_x, grad_weight, grad_bias, grad_slope, rows, channels,
-             threshold, scale, seed_lo, seed_hi, num_threads, 0);
-}
-
-void crossl_norm_act_dropout_backward_bf16(const uint16_t *grad_out, const uint16_t *x, const float *mean_in, const float *rstd_in,
-                                           const float *weight, const float *bias, const float *slope, uint16_t *grad_x,
-                                           float *grad_weight, float *grad_bias, float *grad_slope, int64_t rows, int64_t channels,
-                                           uint32_t threshold, float scale, uint32_t seed_lo, uint32_t seed_hi, int num_threads) {
-    backward(grad_out, x, mean_in, rstd_in, weight, bias, slope, grad_x, grad_weight, grad_bias, grad_slope, rows, channels,
-             threshold, scale, seed_lo, seed_hi, num_threads, 1);
 }
