@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from tiny_grid import make_data, write_grid
 
 from crossl.bench.grid import load_grid, proper_subsets
@@ -178,9 +179,31 @@ def test_a_setting_added_later_at_its_neutral_value_keeps_the_cell_id(data: Path
     assert cell.id != before
 
 
+PUBLISHED = Path(__file__).parents[2] / "docs" / "results"
+
+
 def test_the_published_recipe_study_cells_are_cells_of_the_shipped_grid() -> None:
     # The study pins its starting recipe: changing the package's defaults must not orphan its cells.
-    published = Path(__file__).parents[2] / "docs" / "results" / "hapt-recipe" / "cells"
     ids = {c.id for c in load_grid("hapt-recipe").cells}
-    found = {p.name for p in published.iterdir() if p.is_dir()}
+    found = {p.name for p in (PUBLISHED / "hapt-recipe" / "cells").iterdir() if p.is_dir()}
     assert len(found) >= 34 and found <= ids, sorted(found - ids)
+
+
+def _published_under_their_grid_name() -> list[str]:
+    """Folders of docs/results named after the grid that made them; a folder under another name
+    (hapt-release-recipe) is the record of an earlier run of a grid whose cells have moved on."""
+    return sorted(p.parent.name for p in PUBLISHED.glob("*/grid.yaml")
+                  if yaml.safe_load(p.read_text())["name"] == p.parent.name)
+
+
+def test_the_published_grids_include_the_validation_studies() -> None:
+    assert {"hapt-recipe", "hapt-subjectnorm-val-21-24"} <= set(_published_under_their_grid_name())
+
+
+@pytest.mark.parametrize("name", _published_under_their_grid_name())
+def test_a_published_grid_holds_only_cells_of_the_shipped_grid(name: str) -> None:
+    # Each shipped grid pins what its published cells were computed with (kernels, input
+    # standardisation, recipe): a new default must not turn them into records of nothing.
+    ids = {c.id for c in load_grid(name).cells}
+    found = {p.name for p in (PUBLISHED / name / "cells").iterdir() if p.is_dir()}
+    assert found and found <= ids, sorted(found - ids)
