@@ -67,9 +67,9 @@ class ModelConfig:
     #: The encoders' LayerNorm -> PReLU -> dropout: one built C kernel (CPU, fp32 or bf16; eager where it
     #: cannot build) or eager torch ops. They agree to float tolerance but draw different dropout masks.
     elementwise: Elementwise = "native"
-    #: Inputs standardised per channel by the training windows' statistics ("train"), or first each
-    #: window by its own subject's ("subject": :mod:`crossl.data.subject_norm`).
-    input_norm: InputNorm = "train"
+    #: Each window standardised first by its own subject's per-channel statistics ("subject"), or only
+    #: by the training windows' ("train"). Chosen on validation: docs/results/hapt-subjectnorm-val-*.
+    input_norm: InputNorm = "subject"
 
     def check(self, where: str = "model") -> None:
         if len(self.kernel_sizes) != 3 or self.dim % 4 or self.dim < 4:

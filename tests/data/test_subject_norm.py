@@ -60,6 +60,6 @@ def test_a_model_with_subject_norm_encodes_a_moved_subject_as_before():
     after = model.encode(_two_subjects(offset=25.0, scale=4.0))
     assert np.allclose(before, after, atol=1e-4)
     # without it, the same move changes the second subject's embeddings
-    plain = CroSSL(model_config, pretrain, trainer).fit(_two_subjects())
+    plain = CroSSL(replace(model_config, input_norm="train"), pretrain, trainer).fit(_two_subjects())
     assert not np.allclose(plain.encode(_two_subjects())[24:], plain.encode(_two_subjects(offset=25.0, scale=4.0))[24:],
                            atol=1e-2)

@@ -18,6 +18,7 @@ from crossl.config import EvalConfig, TrainerConfig
 from crossl.data.batches import WindowBatches
 from crossl.data.container import WindowSet
 from crossl.data.splits import split_by_subjects
+from crossl.data.subject_norm import prepared_inputs
 from crossl.evaluation.features import compute_features
 from crossl.evaluation.metrics import classification_metrics
 from crossl.models.heads import mlp_head
@@ -111,8 +112,9 @@ def test_frozen_features_are_the_rows_of_the_labeled_windows(pretrained: CroSSL,
     monkeypatch.setattr(label_efficiency, "run_protocol", capture)
     pretrained.evaluate(windows, split, EvalConfig(protocols=("linear",), label_fractions=(0.25, 1.0), seeds=(0, 1)))
     assert len(given) == 4
+    inputs = prepared_inputs(windows, pretrained.model_config.input_norm)  # what the model reads
     for rows, features in given:
-        direct = compute_features(pretrained.backbone, WindowBatches(windows, pretrained.stats, rows),  # type: ignore[arg-type]
+        direct = compute_features(pretrained.backbone, WindowBatches(inputs, pretrained.stats, rows),  # type: ignore[arg-type]
                                   "aggregator")
         torch.testing.assert_close(features, direct, rtol=1e-5, atol=1e-6)
 
