@@ -12,7 +12,9 @@ from conftest import small_model_configs, synthetic_arrays
 
 from crossl.api import CroSSL
 from crossl.errors import CrosslError
-from crossl.training import IndexBatchSampler, classifier_lr_factor
+from crossl import training
+from crossl.config import TrainerConfig
+from crossl.training import IndexBatchSampler, classifier_lr_factor, resolve_precision
 
 
 def epoch_losses(run_dir: Path) -> list[float]:
@@ -27,6 +29,17 @@ def test_same_seed_gives_same_loss_trajectory(tmp_path: Path) -> None:
         runs.append(epoch_losses(tmp_path / name))
     assert len(runs[0]) == 3
     assert runs[0] == runs[1]
+
+
+def test_bf16_training_is_deterministic_and_finite(tmp_path: Path) -> None:
+    losses = []
+    for run in ("a", "b"):
+        model, pretrain, trainer = small_model_configs(epochs=2)
+        trainer.precision = "bf16-mixed"
+        CroSSL(model, pretrain, trainer).fit(synthetic_arrays(), run_dir=tmp_path / run)
+        losses.append(epoch_losses(tmp_path / run))
+    assert losses[0] and all(math.isfinite(v) for v in losses[0])
+    assert losses[0] == losses[1]
 
 
 def test_other_seed_gives_other_loss_trajectory(tmp_path: Path) -> None:
@@ -102,3 +115,20 @@ def test_classifier_lr_is_zero_before_its_start_then_decays_from_one_to_zero() -
 def test_classifier_lr_from_step_zero_is_the_plain_cosine() -> None:
     for step in range(12):
         assert classifier_lr_factor(step, total=12) == 0.5 * (1.0 + math.cos(math.pi * step / 12))
+
+
+@pytest.mark.parametrize(("has_bf16", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
+def test_auto_precision_is_bf16_exactly_on_a_cpu_with_bf16_instructions(
+        monkeypatch: pytest.MonkeyPatch, has_bf16: bool, expected: str) -> None:
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: has_bf16)
+    assert resolve_precision(TrainerConfig(accelerator="cpu", precision="auto")) == expected
+
+
+def test_auto_precision_is_float32_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    assert resolve_precision(TrainerConfig(accelerator="gpu", precision="auto")) == "32-true"
+
+
+def test_a_named_precision_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    assert resolve_precision(TrainerConfig(accelerator="cpu", precision="32-true")) == "32-true"

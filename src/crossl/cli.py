@@ -73,7 +73,8 @@ OPTIONS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--devices", "trainer", "devices", str, "Lightning devices per node for pretraining (e.g. 1, 2, auto)"),
     ("--num-nodes", "trainer", "num_nodes", int, "machines pretraining runs on (each with --devices)"),
     ("--strategy", "trainer", "strategy", str, "Lightning strategy for pretraining: auto | ddp"),
-    ("--precision", "trainer", "precision", str, "Lightning precision (32-true, bf16-mixed, 16-mixed)"),
+    ("--precision", "trainer", "precision", str,
+     "auto (bf16-mixed on a CPU with bf16 instructions, else 32-true) or Lightning's: 32-true, bf16-mixed, 16-mixed"),
     ("--logger", "trainer", "logger", str, "pretraining curves also to tensorboard | mlflow | wandb (csv is always written)"),
 ]
 

@@ -233,10 +233,10 @@ class TrainerConfig:
     devices: str = field(default="1", metadata={"accepts_int": True})
     num_nodes: int = 1
     strategy: Strategy = "auto"
-    #: Lightning's precision: "32-true", "bf16-mixed", "16-mixed" (YAML may give 32).
+    #: Lightning's precision ("32-true", "bf16-mixed", "16-mixed"; YAML may give 32), or "auto": bf16-mixed on a
+    #: CPU with bf16 instructions, else 32-true (crossl.training.resolve_precision).
     precision: str = field(default="32-true", metadata={"accepts_int": True})
-    #: Run the encoders' LayerNorm -> PReLU -> dropout compiled by ``torch.compile`` (fused kernels)
-    #: in every Lightning fit; needs a C++ compiler on CPU. Results agree with eager to float tolerance.
+    #: Run the encoders' elementwise work through ``torch.compile`` in every fit (needs a C++ compiler on CPU).
     compile: bool = False
     progress: bool = True
     #: ``csv`` (always written), or also ``tensorboard``, ``mlflow`` or ``wandb`` (their extras:

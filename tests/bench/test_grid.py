@@ -139,6 +139,16 @@ def test_a_method_entry_overrides_the_grid_config_for_its_own_cells(data: Path) 
     assert {c.config["pretrain"]["batch_size"] for c in others} == {16}
 
 
+def test_a_grid_trains_in_float32_unless_it_names_a_precision(data: Path) -> None:
+    body = GOOD.replace("  - {method: simclr, pretrain_seeds: [0]}\n",
+                        "  - {method: crossl, name: bf16, pretrain_seeds: [0], config: {trainer: {precision: bf16-mixed}}}\n")
+    grid = load_grid(write_grid(data.parent, body))
+    bf16 = {c.id for c in grid.cells if any(r.get("variant") == "bf16" for r in c.roles)}
+    precisions = {c.id: c.config["trainer"]["precision"] for c in grid.cells}
+    assert bf16 and all(precisions[i] == "bf16-mixed" for i in bf16)
+    assert {p for i, p in precisions.items() if i not in bf16} == {"32-true"}
+
+
 def test_a_grid_may_set_the_validation_subjects_of_its_cells(data: Path) -> None:
     body = GOOD.replace("  - crossl\n", "  - {method: crossl, config: {split: {val_subjects: [2]}}}\n")
     grid = load_grid(write_grid(data.parent, body))

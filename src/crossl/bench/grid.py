@@ -186,6 +186,9 @@ def load_grid(grid: str | Path) -> Grid:
     check_fractions(g, ("label_fractions",), top["label_fractions"])
     check_protocols(g, ("protocols",), top["protocols"], PRETRAINED_PROTOCOLS)
     base = _config_section(g, ("config",), top.get("config"))
+    # A grid's cells train in float32 unless the grid names a precision: "auto" would make what a cell
+    # computes depend on the CPU that computes it, and a grid's cells are shared between machines.
+    base = {**base, "trainer": {"precision": "32-true", **base.get("trainer", {})}}
     variants = _variants(g, top)
     by_name = {v.name: v for v in variants}
     reference = top.get("reference", next((v.name for v in variants if v.method == "crossl"), variants[0].name))

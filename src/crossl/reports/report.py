@@ -17,6 +17,7 @@ from crossl.data.splits import Split, split_kind
 from crossl.evaluation.metrics import summarize
 from crossl.io import write_text_atomic
 from crossl.reports.machine import cpu_model
+from crossl.training import resolve_precision
 
 #: The authors' release on HAPT, same split and windows, macro-F1 mean ± std over 4 seeds, as
 #: measured by this project on 2026-11-25 (see the README); protocol -> fraction -> (mean, std).
@@ -26,6 +27,12 @@ RELEASE_HAPT: dict[str, dict[float, tuple[float, float]]] = {
     "supervised": {1.0: (0.946, 0.006), 0.1: (0.945, 0.009), 0.01: (0.860, 0.049)},
 }
 RELEASE_LABELS = {"mlp": "release frozen + MLP probe", "finetune": "release fine-tune", "supervised": "release supervised"}
+
+
+def precision_line(config: RunConfig) -> str:
+    """The precision a run trained in; ``auto`` also says what it chose on this machine."""
+    chosen = resolve_precision(config.trainer)
+    return chosen if chosen == config.trainer.precision else f"{chosen} ({config.trainer.precision})"
 
 
 def machine_line() -> str:
@@ -70,7 +77,7 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], config: RunConfi
         "",
         f"- command: `{command}`",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine_line()}; precision {config.trainer.precision}",
+        f"- machine: {machine_line()}; precision {precision_line(config)}",
         f"- data: {len(windows)} windows, modalities "
         + ", ".join(f"{n} {t}x{c}" for n, (t, c) in windows.shapes.items())
         + f", {windows.meta.num_classes} classes",
