@@ -47,5 +47,7 @@ def tiny_windows() -> WindowSet:
 def small_model_configs(epochs: int = 2) -> tuple[ModelConfig, PretrainConfig, TrainerConfig]:
     model = ModelConfig(dim=16, kernel_sizes=(5, 3, 3))
     pretrain = PretrainConfig(epochs=epochs, batch_size=16, seed=0)
-    trainer = TrainerConfig(progress=False)
+    # float32 whatever the CPU ("auto" would train in bf16 where the CPU has bf16 instructions), so a
+    # test computes the same on every machine; the bf16 path has tests of its own
+    trainer = TrainerConfig(progress=False, precision="32-true")
     return model, pretrain, trainer
