@@ -234,7 +234,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: Strategy = "auto"
     #: Lightning's precision ("32-true", "bf16-mixed", "16-mixed"; YAML may give 32), or "auto": bf16-mixed on a
-    #: CPU with bf16 instructions, else 32-true; the default since docs/results/hapt-bf16-subjectnorm-val-17-20/.
+    #: CPU with bf16 instructions, else 32-true; the default since docs/results/hapt-bf16-subjectnorm-val-*/.
     precision: str = field(default="auto", metadata={"accepts_int": True})
     #: Run the encoders' elementwise work through ``torch.compile`` in every fit (needs a C++ compiler on CPU).
     compile: bool = False
